@@ -1,0 +1,127 @@
+"""`pantau`: the one command. Each service's subcommand starts it; the rest are operator tools.
+
+Kept thin: parse arguments, build settings, call the library, print. Settings come from the
+environment (PANTAU_*); `pantau settings` lists every one with its description.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from pantau import __version__
+from pantau.common.logs import configure_logging
+from pantau.common.settings import (
+    SETTINGS_GROUPS,
+    ContractSettings,
+    ElasticsearchSettings,
+    KafkaSettings,
+    ObservabilitySettings,
+    TopicSettings,
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pantau")
+def main() -> None:
+    """Pantau: streaming media monitoring (crawl → enrich → index → alert → notify)."""
+
+
+def _setup(service: str) -> None:
+    obs = ObservabilitySettings()
+    configure_logging(service, obs.log_level, obs.log_format)
+
+
+@main.command("settings")
+def settings_cmd() -> None:
+    """Print every setting: environment variable, current value (secrets masked), description."""
+    for group in SETTINGS_GROUPS:
+        instance = group()
+        prefix = group.model_config.get("env_prefix", "")
+        for name, field in group.model_fields.items():
+            value = getattr(instance, name)
+            shown = "********" if "password" in name and str(value) else value
+            click.echo(f"{prefix}{name.upper()}={shown}\n    {field.description}")
+
+
+# ---------------------------------------------------------------- topics
+@main.group()
+def topics() -> None:
+    """Kafka topics from schemas/topics.yaml."""
+
+
+@topics.command("apply")
+@click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+def topics_apply(dry_run: bool) -> None:
+    """Create or update topics idempotently (never deletes, never shrinks)."""
+    from pantau.common.contracts import load_contracts
+    from pantau.common.kafka_io import apply_topics, make_admin
+
+    _setup("topics-apply")
+    admin = make_admin(KafkaSettings())
+    try:
+        plan = apply_topics(admin, load_contracts(ContractSettings().schemas_dir), TopicSettings(), dry_run)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        admin.close()
+    for line in plan.describe() or ["topics up to date"]:
+        click.echo(("(dry run) " if dry_run else "") + line)
+
+
+# ---------------------------------------------------------------- Elasticsearch
+@main.group()
+def es() -> None:
+    """Elasticsearch templates and indices from schemas/elasticsearch/."""
+
+
+@es.command("apply")
+def es_apply() -> None:
+    """Install component and index templates and this month's indices, idempotently.
+    Connect as the admin user (PANTAU_ES_USERNAME=pantau_admin)."""
+    from pantau.common.es_io import apply_templates, make_client
+
+    _setup("es-apply")
+    settings = ElasticsearchSettings()
+    client = make_client(settings)
+    changed = apply_templates(client, ContractSettings().schemas_dir / "elasticsearch", settings.index_prefix)
+    for line in changed or ["templates and indices up to date"]:
+        click.echo(line)
+
+
+# ---------------------------------------------------------------- dead letters
+@main.group()
+def dlq() -> None:
+    """Look at and replay dead-letter topics."""
+
+
+@dlq.command("show")
+@click.argument("topic")
+@click.option("--limit", default=20, show_default=True, help="At most this many messages.")
+def dlq_show(topic: str, limit: int) -> None:
+    """Print dead letters of TOPIC (actual name) as JSON lines: provenance and the value."""
+    from pantau.common.dlq_tools import read_dead_letters
+
+    _setup("dlq")
+    for letter in read_dead_letters(KafkaSettings(), topic, limit):
+        click.echo(json.dumps(letter, ensure_ascii=False))
+
+
+@dlq.command("replay")
+@click.argument("topic")
+@click.option("--limit", default=None, type=int, help="At most this many messages (default: all).")
+@click.option("--group", default="pantau-dlq-replay", show_default=True, help="Consumer group.")
+def dlq_replay(topic: str, limit: int | None, group: str) -> None:
+    """Send dead letters of TOPIC back to the topic each came from (after the bug is fixed).
+    Progress is committed, so replaying twice sends each message once."""
+    from pantau.common.dlq_tools import replay_dead_letters
+
+    _setup("dlq")
+    count = replay_dead_letters(KafkaSettings(), topic, group, limit)
+    click.echo(f"replayed {count} message(s) from {topic}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Elasticsearch adapter: the client as every service builds it, and `apply_templates` for
+`pantau es apply`. Each service connects as its own least-privilege file-realm user."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from pantau.common.indices import INDEX_KINDS, monthly_index, render_templates
+from pantau.common.settings import ElasticsearchSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_client(settings: ElasticsearchSettings, **overrides) -> Elasticsearch:
+    config = {
+        "basic_auth": (settings.username, settings.password.get_secret_value()),
+        "request_timeout": settings.request_timeout_s,
+        "retry_on_timeout": False,
+        "max_retries": 0,  # callers own retries (transient vs permanent is theirs to judge)
+    }
+    config.update(overrides)
+    return Elasticsearch(settings.url, **config)
+
+
+def server_version(client: Elasticsearch) -> str:
+    """The server's version from the local node's info (this distribution has no `GET /`)."""
+    nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")["nodes"]
+    return next(iter(nodes.values()))["version"]
+
+
+def reachable(client: Elasticsearch) -> bool:
+    try:
+        return client.cluster.health(timeout="2s").get("status") in ("yellow", "green")
+    except Exception:
+        return False
+
+
+def apply_templates(client: Elasticsearch, es_dir, prefix: str, now: datetime | None = None) -> list[str]:
+    """Install component and index templates and create this month's indices (so the read aliases
+    exist before the first document). Idempotent; returns what changed (empty when nothing did)."""
+    changed = []
+    for tpl in render_templates(es_dir, prefix):
+        if tpl.kind == "component":
+            try:
+                current = client.cluster.get_component_template(name=tpl.name)["component_templates"][0][
+                    "component_template"
+                ]
+            except NotFoundError:
+                current = None
+            if not _matches(current, tpl.body):
+                client.cluster.put_component_template(name=tpl.name, **tpl.body)
+                changed.append(f"component template {tpl.name}")
+        else:
+            try:
+                current = client.indices.get_index_template(name=tpl.name)["index_templates"][0]["index_template"]
+            except NotFoundError:
+                current = None
+            if not _matches(current, tpl.body):
+                client.indices.put_index_template(name=tpl.name, **tpl.body)
+                changed.append(f"index template {tpl.name}")
+    month = now or datetime.now(UTC)
+    for kind in INDEX_KINDS:
+        index = monthly_index(prefix, kind, month)
+        if not client.indices.exists(index=index):
+            client.indices.create(index=index)
+            changed.append(f"index {index}")
+    for line in changed:
+        log.info("es apply: %s", line)
+    return changed
+
+
+def _normalised(value):
+    # The server echoes settings back as strings ("1" for 1, "true" for True).
+    if isinstance(value, dict):
+        return {k: _normalised(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _matches(current: dict | None, wanted: dict) -> bool:
+    """True when every top-level part we set is already there (the server may add defaults)."""
+    if current is None:
+        return False
+    return all(_normalised(current.get(k)) == _normalised(v) for k, v in wanted.items())

@@ -1,0 +1,51 @@
+"""Elasticsearch names and template rendering for `pantau es apply`. Pure.
+
+Templates in schemas/elasticsearch/ use `${prefix}` for the index prefix (setting
+PANTAU_ES_INDEX_PREFIX); file `articles.json` in index_templates/ becomes template
+`<prefix>-articles`, matching indices `<prefix>-articles-YYYY.MM` behind alias `<prefix>-articles`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from pantau.common.contracts import ContractError
+
+INDEX_KINDS = ("articles", "alerts")
+
+
+@dataclass(frozen=True)
+class RenderedTemplate:
+    kind: str  # "component" or "index"
+    name: str
+    body: dict[str, Any]
+
+
+def monthly_index(prefix: str, kind: str, when: datetime) -> str:
+    """The concrete index for a document whose immutable date is `when` (UTC month)."""
+    return f"{prefix}-{kind}-{when:%Y.%m}"
+
+
+def read_alias(prefix: str, kind: str) -> str:
+    return f"{prefix}-{kind}"
+
+
+def render_templates(es_dir: Path, prefix: str) -> list[RenderedTemplate]:
+    """Component templates first (index templates compose them)."""
+    rendered = []
+    for kind, folder in (("component", "component_templates"), ("index", "index_templates")):
+        for path in sorted((es_dir / folder).glob("*.json")):
+            text = Template(path.read_text(encoding="utf-8")).substitute(prefix=prefix)
+            try:
+                body = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ContractError(f"{path}: not valid JSON: {exc}") from None
+            rendered.append(RenderedTemplate(kind, f"{prefix}-{path.stem}", body))
+    if not rendered:
+        raise ContractError(f"{es_dir}: no templates found")
+    return rendered

@@ -1,0 +1,173 @@
+"""Kafka adapters (kafka-python): producers and consumers configured the one way Pantau uses them,
+the dead-letter producer, and `apply_topics` for `pantau topics apply`.
+
+Producers: idempotence on, acks=all, compression, bounded message size. Consumers: auto-commit off
+(commit only what is done), earliest reset. Everything here blocks; nothing here retries by itself
+beyond what kafka-python does — callers own their retry policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+
+from pantau.common.contracts import Contracts
+from pantau.common.dlq import Provenance, dead_letter_headers
+from pantau.common.metrics import DEAD_LETTERS
+from pantau.common.settings import KafkaSettings, TopicSettings
+from pantau.common.topics import TopicPlan, TopicState, desired_topics, plan_topics
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: KafkaSettings, service: str, **overrides: Any) -> KafkaProducer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.servers,
+        "client_id": f"{settings.client_id_prefix}-{service}",
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": "gzip",
+        "linger_ms": 20,
+        "max_request_size": settings.max_message_bytes,
+        "request_timeout_ms": settings.request_timeout_ms,
+        # Never give up on a send while the broker is away; delivery_timeout_ms bounds the wait.
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 120_000,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def make_consumer(
+    settings: KafkaSettings, service: str, group_id: str, topics: Iterable[str] = (), **overrides: Any
+) -> KafkaConsumer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.servers,
+        "client_id": f"{settings.client_id_prefix}-{service}",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": settings.max_message_bytes,
+        "request_timeout_ms": max(settings.request_timeout_ms, 40_000),
+    }
+    config.update(overrides)
+    consumer = KafkaConsumer(**config)
+    topics = list(topics)
+    if topics:
+        consumer.subscribe(topics)
+    return consumer
+
+
+def record_headers(record: ConsumerRecord) -> list[tuple[str, bytes]]:
+    return [(k, v) for k, v in (record.headers or [])]
+
+
+class DeadLetterProducer:
+    """Sends undecodable or unprocessable records, bytes untouched, to a dead-letter topic with
+    provenance headers. `send` blocks until the broker acknowledged, so the caller may then commit
+    the source offset: a dead letter is never lost between the two."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, service: str, timeout_s: float = 60.0):
+        self.producer = producer
+        self.topic = topic
+        self.service = service
+        self.timeout_s = timeout_s
+
+    def send(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        error: BaseException,
+        provenance: Provenance,
+        headers: list[tuple[str, bytes]] | None = None,
+        source_topic_id: str | None = None,
+    ) -> None:
+        future = self.producer.send(
+            self.topic,
+            key=key,
+            value=value,
+            headers=dead_letter_headers(provenance, error, headers),
+        )
+        future.get(timeout=self.timeout_s)
+        DEAD_LETTERS.labels(self.service, source_topic_id or provenance.topic, type(error).__name__).inc()
+        log.warning(
+            "dead-lettered a message",
+            extra={
+                "dlq_topic": self.topic,
+                "source_topic": provenance.topic,
+                "partition": provenance.partition,
+                "offset": provenance.offset,
+                "error_type": type(error).__name__,
+                "reason": str(error)[:500],
+            },
+        )
+
+    def send_record(self, record: ConsumerRecord, error: BaseException, source_topic_id: str | None = None):
+        self.send(
+            record.key,
+            record.value,
+            error,
+            Provenance(record.topic, record.partition, record.offset, self.service),
+            record_headers(record),
+            source_topic_id,
+        )
+
+
+def make_admin(settings: KafkaSettings, service: str = "admin") -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.servers,
+        client_id=f"{settings.client_id_prefix}-{service}",
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+
+
+def describe_existing(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str, TopicState]:
+    present = set(admin.list_topics())
+    wanted = [n for n in names if n in present]
+    if not wanted:
+        return {}
+    configs = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted], config_filter="all"
+    )["topic"]
+    states = {}
+    for topic in admin.describe_topics(wanted):
+        partitions = topic["partitions"]
+        states[topic["name"]] = TopicState(
+            name=topic["name"],
+            partitions=len(partitions),
+            replication_factor=len(partitions[0]["replica_nodes"]) if partitions else 0,
+            config={k: v["value"] for k, v in configs[topic["name"]].items()},
+        )
+    return states
+
+
+def apply_topics(
+    admin: KafkaAdminClient, contracts: Contracts, names: TopicSettings, dry_run: bool = False
+) -> TopicPlan:
+    """Make the cluster's topics match schemas/topics.yaml. Idempotent: a second run plans nothing.
+    Raises RuntimeError when the plan has problems a human must resolve (nothing is changed then)."""
+    brokers = len(admin.describe_cluster()["brokers"])
+    desired = desired_topics(contracts, names, brokers)
+    plan = plan_topics(desired, describe_existing(admin, [t.name for t in desired]))
+    if plan.problems:
+        raise RuntimeError("topics need a human:\n  " + "\n  ".join(plan.problems))
+    if dry_run or plan.empty:
+        return plan
+    if plan.create:
+        admin.create_topics(
+            [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config) for t in plan.create]
+        )
+    if plan.add_partitions:
+        admin.create_partitions(plan.add_partitions)
+    if plan.alter_config:
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n, cfg) for n, cfg in plan.alter_config.items()]
+        )
+    for line in plan.describe():
+        log.info("topics apply: %s", line)
+    return plan

@@ -1,0 +1,131 @@
+"""Typed settings from the environment (pydantic-settings).
+
+Every field has a description; `pantau settings` prints them all with their current values (secrets
+masked). Topic and index names are settings, never literals in code: tests isolate themselves by
+overriding them, and operators can rename a topic without a release.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    client_id_prefix: str = Field(
+        "pantau", description="Prefix of every Kafka client id; the service name is appended."
+    )
+    request_timeout_ms: int = Field(30_000, description="Kafka request timeout in milliseconds.")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        description="Largest message a producer sends; must not exceed the topics' max.message.bytes.",
+    )
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+class TopicSettings(BaseSettings):
+    """Actual topic names. The defaults equal the names in schemas/topics.yaml (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix="PANTAU_TOPIC_", extra="ignore")
+
+    articles_raw: str = Field("articles.raw", description="Crawled articles (crawler → enricher).")
+    articles_enriched: str = Field(
+        "articles.enriched", description="Enriched articles (enricher → indexer, alerter)."
+    )
+    alerts: str = Field("alerts", description="Spike and match alerts (alerter → notifier, indexer).")
+    subscriptions: str = Field(
+        "subscriptions", description="Compacted subscriptions, keyed by subscription id."
+    )
+    dlq_enricher: str = Field("dlq.enricher", description="Dead letters of the enricher.")
+    dlq_indexer: str = Field("dlq.indexer", description="Dead letters of the indexer.")
+    dlq_alerter: str = Field("dlq.alerter", description="Dead letters of the alerter.")
+    dlq_notifier: str = Field("dlq.notifier", description="Dead letters of the notifier.")
+    replication_factor: int | None = Field(
+        None,
+        description="Override the replication factor of schemas/topics.yaml (it is always capped "
+        "at the number of brokers).",
+    )
+
+    def name_of(self, topic_id: str) -> str:
+        """The actual name of a topic given its id in schemas/topics.yaml (e.g. `articles_raw`)."""
+        try:
+            return getattr(self, topic_id)
+        except AttributeError:
+            raise KeyError(f"no topic setting for topic id {topic_id!r}") from None
+
+
+class ElasticsearchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_ES_", extra="ignore")
+
+    url: str = Field("http://127.0.0.1:9200", description="Elasticsearch URL.")
+    username: str = Field("pantau_reader", description="File-realm user this service connects as.")
+    password: SecretStr = Field(SecretStr(""), description="Password of that user.")
+    index_prefix: str = Field(
+        "pantau",
+        description="Prefix of every index, alias and template name. Must start with `pantau` "
+        "because the least-privilege roles grant `pantau-*` only.",
+    )
+    request_timeout_s: float = Field(30.0, description="Per-request timeout in seconds.")
+
+    @field_validator("index_prefix")
+    @classmethod
+    def _prefix_is_granted(cls, value: str) -> str:
+        if not re.fullmatch(r"pantau(-[a-z0-9][a-z0-9_-]*)?", value):
+            raise ValueError("must be `pantau` or `pantau-<lowercase suffix>` (roles grant pantau-*)")
+        return value
+
+
+class ObservabilitySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_", extra="ignore")
+
+    metrics_port: int = Field(
+        9400, description="Port of this service's /metrics, /healthz and /readyz (0 = any free port)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics/health server binds.")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = Field("json", description="`json` (one object a line) or `text` for humans.")
+
+
+class ContractSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_", extra="ignore")
+
+    schemas_dir: Path = Field(
+        REPO_ROOT / "schemas", description="Folder with topics.yaml, JSON schemas and ES templates."
+    )
+
+
+class DeadLetterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_DLQ_", extra="ignore")
+
+    max_ratio: float = Field(
+        0.5,
+        description="Stop the consumer when more than this share of the last `window` messages "
+        "went to the dead-letter topic: something is systematically wrong, not one bad message.",
+    )
+    window: int = Field(200, description="How many recent messages the dead-letter ratio is over.")
+    min_messages: int = Field(
+        50, description="The ratio is only judged once this many messages were seen in the window."
+    )
+
+
+SETTINGS_GROUPS = (
+    KafkaSettings,
+    TopicSettings,
+    ElasticsearchSettings,
+    ObservabilitySettings,
+    ContractSettings,
+    DeadLetterSettings,
+)
