@@ -29,9 +29,11 @@ def main() -> None:
     """Pantau: streaming media monitoring (crawl → enrich → index → alert → notify)."""
 
 
-def _setup(service: str) -> None:
+def _setup(service: str, tool: bool = True) -> None:
+    """Logging for a subcommand. Operator tools print their results, so their logs start at WARNING."""
     obs = ObservabilitySettings()
-    configure_logging(service, obs.log_level, obs.log_format)
+    level = obs.log_level if not tool or obs.log_level.upper() == "DEBUG" else "WARNING"
+    configure_logging(service, level, obs.log_format if not tool else "text")
 
 
 @main.command("settings")

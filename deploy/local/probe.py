@@ -1,6 +1,6 @@
 """Health probe used by deploy/local/infra.sh: exits 0 when the server answers a real request.
 
-    probe.py kafka HOST:PORT    a metadata request (cluster description) succeeds
+probe.py kafka HOST:PORT    a metadata request (cluster description) succeeds
 """
 
 import sys

@@ -16,7 +16,7 @@ from typing import Any
 
 import fastjsonschema
 
-from pantau.common.contracts import SCHEMA_BASE_URI, Contracts, ContractError, load_json
+from pantau.common.contracts import SCHEMA_BASE_URI, ContractError, Contracts, load_json
 from pantau.common.errors import InvalidMessage
 
 SCHEMA_HEADER = "pantau-schema"
@@ -97,7 +97,9 @@ class Codec:
         except UnicodeDecodeError as exc:
             raise InvalidMessage(self.schema, version, "(message)", f"not UTF-8: {exc.reason}") from None
         except json.JSONDecodeError as exc:
-            raise InvalidMessage(self.schema, version, "(message)", f"not JSON: {exc.msg} at {exc.pos}") from None
+            raise InvalidMessage(
+                self.schema, version, "(message)", f"not JSON: {exc.msg} at {exc.pos}"
+            ) from None
         self.validate(message, version)
         return message
 

@@ -27,7 +27,9 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -
     if old_t is not None and new_t is not None and not old_t <= new_t:
         problems.append(f"{where}: type changed from {sorted(old_t)} to {sorted(new_t)}")
     if "enum" in old and "enum" in new and not set(map(repr, old["enum"])) <= set(map(repr, new["enum"])):
-        problems.append(f"{where}: enum lost values {sorted(set(map(repr, old['enum'])) - set(map(repr, new['enum'])))}")
+        problems.append(
+            f"{where}: enum lost values {sorted(set(map(repr, old['enum'])) - set(map(repr, new['enum'])))}"
+        )
     if "enum" not in old and "enum" in new:
         problems.append(f"{where}: enum added")
     if old.get("additionalProperties", True) is not False and new.get("additionalProperties", True) is False:
@@ -37,7 +39,9 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name in sorted(old_req - new_req):
         gone = name not in new_props
-        problems.append(f"{path}.{name}".lstrip(".") + (": required field removed" if gone else ": no longer required"))
+        problems.append(
+            f"{path}.{name}".lstrip(".") + (": required field removed" if gone else ": no longer required")
+        )
     for name in sorted(new_req - old_req):
         problems.append(f"{path}.{name}".lstrip(".") + ": new required field (old messages lack it)")
     for name, old_prop in old_props.items():

@@ -55,7 +55,9 @@ def apply_templates(client: Elasticsearch, es_dir, prefix: str, now: datetime | 
                 changed.append(f"component template {tpl.name}")
         else:
             try:
-                current = client.indices.get_index_template(name=tpl.name)["index_templates"][0]["index_template"]
+                current = client.indices.get_index_template(name=tpl.name)["index_templates"][0][
+                    "index_template"
+                ]
             except NotFoundError:
                 current = None
             if not _matches(current, tpl.body):

@@ -9,6 +9,7 @@ beyond what kafka-python does — callers own their retry policy.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -147,10 +148,16 @@ def describe_existing(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str
 
 
 def apply_topics(
-    admin: KafkaAdminClient, contracts: Contracts, names: TopicSettings, dry_run: bool = False
+    admin: KafkaAdminClient,
+    contracts: Contracts,
+    names: TopicSettings,
+    dry_run: bool = False,
+    wait_s: float = 30.0,
 ) -> TopicPlan:
     """Make the cluster's topics match schemas/topics.yaml. Idempotent: a second run plans nothing.
-    Raises RuntimeError when the plan has problems a human must resolve (nothing is changed then)."""
+    Returns once the cluster reports the changes (metadata propagates asynchronously), so what
+    runs next sees the topics. Raises RuntimeError when the plan has problems a human must
+    resolve (nothing is changed then)."""
     brokers = len(admin.describe_cluster()["brokers"])
     desired = desired_topics(contracts, names, brokers)
     plan = plan_topics(desired, describe_existing(admin, [t.name for t in desired]))
@@ -160,7 +167,10 @@ def apply_topics(
         return plan
     if plan.create:
         admin.create_topics(
-            [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config) for t in plan.create]
+            [
+                NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config)
+                for t in plan.create
+            ]
         )
     if plan.add_partitions:
         admin.create_partitions(plan.add_partitions)
@@ -170,4 +180,9 @@ def apply_topics(
         )
     for line in plan.describe():
         log.info("topics apply: %s", line)
+    deadline = time.monotonic() + wait_s
+    while not plan_topics(desired, describe_existing(admin, [t.name for t in desired])).empty:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics apply: the cluster did not report the changes within {wait_s}s")
+        time.sleep(0.2)
     return plan

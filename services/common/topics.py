@@ -34,15 +34,15 @@ class TopicPlan:
         return not (self.create or self.add_partitions or self.alter_config)
 
     def describe(self) -> list[str]:
-        lines = [f"create {t.name} ({t.partitions} partitions, rf {t.replication_factor})" for t in self.create]
+        lines = [
+            f"create {t.name} ({t.partitions} partitions, rf {t.replication_factor})" for t in self.create
+        ]
         lines += [f"grow {name} to {n} partitions" for name, n in self.add_partitions.items()]
         lines += [f"set {name} {cfg}" for name, cfg in self.alter_config.items()]
         return lines + [f"PROBLEM {p}" for p in self.problems]
 
 
-def desired_topics(
-    contracts: Contracts, names: TopicSettings, broker_count: int
-) -> list[TopicState]:
+def desired_topics(contracts: Contracts, names: TopicSettings, broker_count: int) -> list[TopicState]:
     """Topics as they should be on this cluster: actual names from settings, replication capped at the
     broker count, and min.insync.replicas capped below it (acks=all must stay writable)."""
     wanted = []

@@ -37,10 +37,16 @@ def changed(edit):
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda s: (s["required"].remove("title"), s["properties"].pop("title")), "title: required field removed"),
+        (
+            lambda s: (s["required"].remove("title"), s["properties"].pop("title")),
+            "title: required field removed",
+        ),
         (lambda s: s["properties"]["id"].update(type="integer"), "id: type changed"),
         (lambda s: s["required"].append("tags"), "tags: new required field"),
-        (lambda s: s["properties"]["source"]["properties"]["id"].update(type="number"), "source.id: type changed"),
+        (
+            lambda s: s["properties"]["source"]["properties"]["id"].update(type="number"),
+            "source.id: type changed",
+        ),
         (lambda s: s["properties"]["source"]["required"].append("name"), "source.name: new required field"),
         (lambda s: s["properties"]["tags"]["items"].update(type="integer"), "tags[]: type changed"),
         (lambda s: s["properties"]["kind"].update(enum=["a"]), "kind: enum lost values"),

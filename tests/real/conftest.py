@@ -1,0 +1,7 @@
+import pytest
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/real/" in str(item.fspath):
+            item.add_marker(pytest.mark.real)
