@@ -178,3 +178,41 @@ def test_dlq_replay_sends_letters_back_once(kafka_settings, contracts, applied_t
     back = consume(kafka_settings, applied_topics.articles_raw, 3)
     assert sorted((r.key, r.value) for r in back) == [(b"k0", b"v0"), (b"k1", b"v1"), (b"k2", b"v2")]
     assert all(record_headers(r) == [("pantau-schema", b"article-raw.v1")] for r in back)
+
+
+def test_faust_client_aiokafka_talks_to_the_same_broker(kafka_settings, applied_topics):
+    """faust-streaming runs on aiokafka: the broker must serve it as it serves kafka-python."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def round_trip() -> list[bytes]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_settings.bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            for i in range(3):
+                await producer.send_and_wait(applied_topics.alerts, f"a{i}".encode(), key=b"k")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            applied_topics.alerts,
+            bootstrap_servers=kafka_settings.bootstrap_servers,
+            group_id=f"aio-{applied_topics.alerts}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            got: list[bytes] = []
+            async with asyncio.timeout(30):
+                while len(got) < 3:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    got += [r.value for records in batch.values() for r in records]
+            await consumer.commit()
+            return got
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(round_trip()) == [b"a0", b"a1", b"a2"]
