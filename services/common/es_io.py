@@ -43,26 +43,22 @@ def apply_templates(client: Elasticsearch, es_dir, prefix: str, now: datetime | 
     exist before the first document). Idempotent; returns what changed (empty when nothing did)."""
     changed = []
     for tpl in render_templates(es_dir, prefix):
-        if tpl.kind == "component":
-            try:
-                current = client.cluster.get_component_template(name=tpl.name)["component_templates"][0][
-                    "component_template"
-                ]
-            except NotFoundError:
-                current = None
-            if not _matches(current, tpl.body):
-                client.cluster.put_component_template(name=tpl.name, **tpl.body)
-                changed.append(f"component template {tpl.name}")
-        else:
-            try:
-                current = client.indices.get_index_template(name=tpl.name)["index_templates"][0][
-                    "index_template"
-                ]
-            except NotFoundError:
-                current = None
-            if not _matches(current, tpl.body):
-                client.indices.put_index_template(name=tpl.name, **tpl.body)
-                changed.append(f"index template {tpl.name}")
+        get, put, plural = (
+            (
+                client.cluster.get_component_template,
+                client.cluster.put_component_template,
+                "component_templates",
+            )
+            if tpl.kind == "component"
+            else (client.indices.get_index_template, client.indices.put_index_template, "index_templates")
+        )
+        try:
+            current = get(name=tpl.name)[plural][0][plural.removesuffix("s")]
+        except NotFoundError:
+            current = None
+        if not _matches(current, tpl.body):
+            put(name=tpl.name, **tpl.body)
+            changed.append(f"{tpl.kind} template {tpl.name}")
     month = now or datetime.now(UTC)
     for kind in INDEX_KINDS:
         index = monthly_index(prefix, kind, month)
