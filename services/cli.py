@@ -125,5 +125,41 @@ def dlq_replay(topic: str, limit: int | None, group: str) -> None:
     click.echo(f"replayed {count} message(s) from {topic}")
 
 
+# ---------------------------------------------------------------- services
+from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
+
+main.add_command(crawl)
+main.add_command(extract_cmd)
+
+
+@main.group()
+def demo() -> None:
+    """The demo news source for `make run`."""
+
+
+@demo.command("site")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8808, show_default=True)
+@click.option("--articles", default=24, show_default=True, help="Articles to start with.")
+@click.option("--new-every", default=20.0, show_default=True, help="Seconds between new articles (0: never).")
+def demo_site(host: str, port: int, articles: int, new_every: float) -> None:
+    """Serve generated news (feeds, sitemaps, section pages, articles) until stopped."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from pantau.common.shutdown import ShutdownFlag
+    from pantau.demo import newsite
+    from pantau.demo.site import NewsSite
+
+    _setup("demo-site", tool=False)
+    shutdown = ShutdownFlag().install()
+    with NewsSite(articles, host, port) as site:
+        click.echo(f"demo news site on {site.base} (feed {site.base}/feed, sitemap {site.base}/sitemap-index.xml)")
+        n = len(site.articles)
+        while not shutdown.wait(new_every if new_every > 0 else None):
+            site.add(replace(newsite.article(n), published=datetime.now(UTC)))
+            n += 1
+
+
 if __name__ == "__main__":
     sys.exit(main())

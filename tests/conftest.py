@@ -22,9 +22,7 @@ def pytest_report_header(config) -> list[str]:
     kafka = running_kafka_version()
     lines.append(f"real ring: Apache Kafka {kafka or 'not running'} (KRaft) at {infra.kafka_bootstrap}")
     try:
-        client = Elasticsearch(
-            infra.es_url, basic_auth=("elastic", infra.password("elastic")), request_timeout=5
-        )
+        client = Elasticsearch(infra.es_url, basic_auth=("elastic", infra.password("elastic")), request_timeout=5)
         nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")["nodes"]
         es_version = next(iter(nodes.values()))["version"]
     except Exception as exc:
@@ -57,11 +55,7 @@ def unique() -> str:
 def topic_names(unique: str) -> TopicSettings:
     """Every topic renamed with a unique suffix, so tests never see each other's messages."""
     defaults = TopicSettings()
-    names = {
-        f: f"{getattr(defaults, f)}.t{unique}"
-        for f in TopicSettings.model_fields
-        if f != "replication_factor"
-    }
+    names = {f: f"{getattr(defaults, f)}.t{unique}" for f in TopicSettings.model_fields if f != "replication_factor"}
     return TopicSettings(**names)
 
 
@@ -78,9 +72,7 @@ def applied_topics(kafka_settings, contracts, topic_names) -> Iterator[TopicSett
 
 
 def es_settings(infra: Infra, user: str, prefix: str) -> ElasticsearchSettings:
-    return ElasticsearchSettings(
-        url=infra.es_url, username=user, password=infra.password(user), index_prefix=prefix
-    )
+    return ElasticsearchSettings(url=infra.es_url, username=user, password=infra.password(user), index_prefix=prefix)
 
 
 @pytest.fixture
@@ -89,9 +81,7 @@ def es_prefix(infra: Infra, unique: str) -> Iterator[str]:
     by explicit names: the node refuses wildcard deletes)."""
     prefix = f"pantau-t{unique}"
     yield prefix
-    client = Elasticsearch(infra.es_url, basic_auth=("elastic", infra.password("elastic"))).options(
-        ignore_status=404
-    )
+    client = Elasticsearch(infra.es_url, basic_auth=("elastic", infra.password("elastic"))).options(ignore_status=404)
     indices = [i for i in client.indices.get(index=f"{prefix}-*", expand_wildcards="all") if i != "error"]
     if indices:
         client.indices.delete(index=",".join(indices))

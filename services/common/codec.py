@@ -97,9 +97,7 @@ class Codec:
         except UnicodeDecodeError as exc:
             raise InvalidMessage(self.schema, version, "(message)", f"not UTF-8: {exc.reason}") from None
         except json.JSONDecodeError as exc:
-            raise InvalidMessage(
-                self.schema, version, "(message)", f"not JSON: {exc.msg} at {exc.pos}"
-            ) from None
+            raise InvalidMessage(self.schema, version, "(message)", f"not JSON: {exc.msg} at {exc.pos}") from None
         self.validate(message, version)
         return message
 

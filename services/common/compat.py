@@ -39,9 +39,7 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name in sorted(old_req - new_req):
         gone = name not in new_props
-        problems.append(
-            f"{path}.{name}".lstrip(".") + (": required field removed" if gone else ": no longer required")
-        )
+        problems.append(f"{path}.{name}".lstrip(".") + (": required field removed" if gone else ": no longer required"))
     for name in sorted(new_req - old_req):
         problems.append(f"{path}.{name}".lstrip(".") + ": new required field (old messages lack it)")
     for name, old_prop in old_props.items():

@@ -52,9 +52,7 @@ def dead_letter_headers(
 def read_provenance(headers: list[tuple[str, bytes]]) -> dict[str, str]:
     """The dead-letter headers of a message, without the prefix: {'topic': ..., 'reason': ...}."""
     return {
-        k[len(HEADER_PREFIX) :]: v.decode("utf-8", "replace")
-        for k, v in headers or []
-        if k.startswith(HEADER_PREFIX)
+        k[len(HEADER_PREFIX) :]: v.decode("utf-8", "replace") for k, v in headers or [] if k.startswith(HEADER_PREFIX)
     }
 
 

@@ -88,9 +88,7 @@ def replay_dead_letters(settings: KafkaSettings, topic: str, group: str, limit: 
             source = read_provenance(record_headers(record)).get("topic")
             if not source:
                 raise SystemExit(f"{topic}@{record.partition}:{record.offset} has no pantau-dlq-topic header")
-            producer.send(
-                source, key=record.key, value=record.value, headers=original_headers(record_headers(record))
-            )
+            producer.send(source, key=record.key, value=record.value, headers=original_headers(record_headers(record)))
             count += 1
             done[TopicPartition(record.topic, record.partition)] = record.offset
             if count % 500 == 0:

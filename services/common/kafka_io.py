@@ -167,17 +167,12 @@ def apply_topics(
         return plan
     if plan.create:
         admin.create_topics(
-            [
-                NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config)
-                for t in plan.create
-            ]
+            [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.config) for t in plan.create]
         )
     if plan.add_partitions:
         admin.create_partitions(plan.add_partitions)
     if plan.alter_config:
-        admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n, cfg) for n, cfg in plan.alter_config.items()]
-        )
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, n, cfg) for n, cfg in plan.alter_config.items()])
     for line in plan.describe():
         log.info("topics apply: %s", line)
     deadline = time.monotonic() + wait_s

@@ -7,7 +7,7 @@ Names follow Prometheus conventions: `pantau_` prefix, base units, `_total` for 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -36,5 +36,55 @@ READY = Gauge(
     "pantau_ready",
     "1 when the service's /readyz would answer 200 (its dependencies are reachable).",
     ["service"],
+    registry=REGISTRY,
+)
+
+# ---- crawler -------------------------------------------------------------------------------
+CRAWLER_URLS = Counter(
+    "pantau_crawler_urls_total",
+    "One disposition per URL fetch: fetched, not_modified (entry points); published, duplicate, "
+    "extract_failed (articles); robots_blocked, egress_blocked, too_large, timeout, http_error (either).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CRAWLER_FETCH_SECONDS = Histogram(
+    "pantau_crawler_fetch_seconds",
+    "Time to fetch one URL (all redirect hops), by kind (entry_point, article, robots).",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+CRAWLER_FETCH_BYTES = Histogram(
+    "pantau_crawler_fetch_bytes",
+    "Decoded body size of fetched responses, by kind.",
+    ["kind"],
+    buckets=(1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 5e6, 1e7),
+    registry=REGISTRY,
+)
+CRAWLER_SOURCE_LAST_SUCCESS = Gauge(
+    "pantau_crawler_source_last_success_timestamp_seconds",
+    "When an entry point of the source was last fetched successfully (Unix time).",
+    ["source"],
+    registry=REGISTRY,
+)
+CRAWLER_SOURCE_LAST_NEW_ARTICLE = Gauge(
+    "pantau_crawler_source_last_new_article_timestamp_seconds",
+    "When the source last yielded a new article or revision (Unix time).",
+    ["source"],
+    registry=REGISTRY,
+)
+CRAWLER_PRODUCE_ERRORS = Counter(
+    "pantau_crawler_produce_errors_total",
+    "Sends to Kafka that failed (the article stays pending and is sent again).",
+    registry=REGISTRY,
+)
+CRAWLER_PENDING = Gauge(
+    "pantau_crawler_pending_articles",
+    "Articles built but not yet acknowledged by Kafka.",
+    registry=REGISTRY,
+)
+CRAWLER_FRONTIER = Gauge(
+    "pantau_crawler_frontier_urls",
+    "Discovered article URLs not yet fetched.",
     registry=REGISTRY,
 )

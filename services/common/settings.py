@@ -19,9 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PANTAU_KAFKA_", extra="ignore")
 
-    bootstrap_servers: str = Field(
-        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
-    )
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers.")
     client_id_prefix: str = Field(
         "pantau", description="Prefix of every Kafka client id; the service name is appended."
     )
@@ -42,13 +40,9 @@ class TopicSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PANTAU_TOPIC_", extra="ignore")
 
     articles_raw: str = Field("articles.raw", description="Crawled articles (crawler → enricher).")
-    articles_enriched: str = Field(
-        "articles.enriched", description="Enriched articles (enricher → indexer, alerter)."
-    )
+    articles_enriched: str = Field("articles.enriched", description="Enriched articles (enricher → indexer, alerter).")
     alerts: str = Field("alerts", description="Spike and match alerts (alerter → notifier, indexer).")
-    subscriptions: str = Field(
-        "subscriptions", description="Compacted subscriptions, keyed by subscription id."
-    )
+    subscriptions: str = Field("subscriptions", description="Compacted subscriptions, keyed by subscription id.")
     dlq_enricher: str = Field("dlq.enricher", description="Dead letters of the enricher.")
     dlq_indexer: str = Field("dlq.indexer", description="Dead letters of the indexer.")
     dlq_alerter: str = Field("dlq.alerter", description="Dead letters of the alerter.")
@@ -121,6 +115,32 @@ class DeadLetterSettings(BaseSettings):
     )
 
 
+class CrawlerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_CRAWLER_", extra="ignore")
+
+    sources_file: Path = Field(REPO_ROOT / "deploy/sources/sources.yaml", description="The sources YAML file.")
+    state_file: Path = Field(
+        Path.home() / ".cache/pantau/crawler/state.sqlite",
+        description="SQLite file with entry-point schedules, the frontier, pending and published articles.",
+    )
+    user_agent: str = Field(
+        "PantauBot/0.1 (+https://github.com/pantau/pantau; news monitoring)",
+        description="User-Agent sent with every request; include a contact URL.",
+    )
+    allow_loopback: bool = Field(
+        False, description="Let the egress guard allow loopback addresses (demo and tests only)."
+    )
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest decoded body accepted.")
+    total_timeout_s: float = Field(30.0, description="Total time for one fetch, all redirect hops included.")
+    per_host_concurrency: int = Field(2, description="Requests in flight to one host at most.")
+    per_host_delay_s: float = Field(1.0, description="Minimum delay between request starts to one host.")
+    global_concurrency: int = Field(32, description="Requests in flight in all at most.")
+    article_attempts: int = Field(5, description="Fetch attempts of an article URL before giving up on it.")
+    max_sitemap_children: int = Field(50, description="Child sitemaps of an index read per poll (newest first).")
+    warc_dir: Path | None = Field(None, description="Write every fetched response to rotating WARC files here.")
+    warc_max_bytes: int = Field(512 * 1024 * 1024, description="Start a new WARC file past this size.")
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -128,4 +148,5 @@ SETTINGS_GROUPS = (
     ObservabilitySettings,
     ContractSettings,
     DeadLetterSettings,
+    CrawlerSettings,
 )

@@ -34,9 +34,7 @@ class TopicPlan:
         return not (self.create or self.add_partitions or self.alter_config)
 
     def describe(self) -> list[str]:
-        lines = [
-            f"create {t.name} ({t.partitions} partitions, rf {t.replication_factor})" for t in self.create
-        ]
+        lines = [f"create {t.name} ({t.partitions} partitions, rf {t.replication_factor})" for t in self.create]
         lines += [f"grow {name} to {n} partitions" for name, n in self.add_partitions.items()]
         lines += [f"set {name} {cfg}" for name, cfg in self.alter_config.items()]
         return lines + [f"PROBLEM {p}" for p in self.problems]

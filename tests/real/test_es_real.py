@@ -79,17 +79,13 @@ def test_cli_es_apply(infra, es_prefix, monkeypatch):
     assert second.output.strip() == "templates and indices up to date"
 
 
-def test_example_documents_index_into_the_strict_mapping_and_are_searchable(
-    admin, indexer, reader, es_prefix
-):
+def test_example_documents_index_into_the_strict_mapping_and_are_searchable(admin, indexer, reader, es_prefix):
     apply_templates(admin, ES_DIR, es_prefix, now=NOW)
     for kind, name in (("articles", "article"), ("alerts", "alert")):
         doc = example(name)
         index = monthly_index(es_prefix, kind, datetime.fromisoformat(doc["timestamp"]))
         indexer.index(index=index, id=doc["id"], document=doc, refresh="wait_for")
-    hits = reader.search(index=read_alias(es_prefix, "articles"), query={"match": {"text": "amunisi"}})[
-        "hits"
-    ]
+    hits = reader.search(index=read_alias(es_prefix, "articles"), query={"match": {"text": "amunisi"}})["hits"]
     assert hits["total"]["value"] == 1
     assert hits["hits"][0]["_id"] == example("article")["id"]
     facets = reader.search(
@@ -129,6 +125,4 @@ def test_requests_without_or_with_wrong_credentials_are_refused(infra, es_prefix
     with pytest.raises(AuthenticationException):
         Elasticsearch(infra.es_url).search(index=f"{es_prefix}-articles")
     with pytest.raises(AuthenticationException):
-        Elasticsearch(infra.es_url, basic_auth=("pantau_indexer", "wrong")).search(
-            index=f"{es_prefix}-articles"
-        )
+        Elasticsearch(infra.es_url, basic_auth=("pantau_indexer", "wrong")).search(index=f"{es_prefix}-articles")

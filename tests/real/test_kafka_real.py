@@ -53,14 +53,9 @@ def test_topics_apply_creates_everything_then_is_idempotent(kafka_settings, cont
         # Drift made by hand is put back by the next apply, and only the drifted setting changes.
         from kafka.admin import ConfigResource, ConfigResourceType
 
-        admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic_names.alerts, {"retention.ms": "1000"})]
-        )
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic_names.alerts, {"retention.ms": "1000"})])
         deadline = time.monotonic() + 30
-        while (
-            describe_existing(admin, [topic_names.alerts])[topic_names.alerts].config["retention.ms"]
-            != "1000"
-        ):
+        while describe_existing(admin, [topic_names.alerts])[topic_names.alerts].config["retention.ms"] != "1000":
             assert time.monotonic() < deadline, "the broker never reported the hand-made drift"
             time.sleep(0.2)
         repaired = apply_topics(admin, contracts, topic_names)
@@ -96,9 +91,7 @@ def test_codec_round_trip_through_kafka_validates_at_both_ends(kafka_settings, c
     producer = make_producer(kafka_settings, "tests")
     for article in examples:
         value, headers = codec.encode(article)
-        producer.send(
-            applied_topics.articles_raw, key=article["id"].encode(), value=value, headers=headers
-        ).get(30)
+        producer.send(applied_topics.articles_raw, key=article["id"].encode(), value=value, headers=headers).get(30)
     producer.close()
 
     records = consume(kafka_settings, applied_topics.articles_raw, len(examples))
@@ -107,9 +100,7 @@ def test_codec_round_trip_through_kafka_validates_at_both_ends(kafka_settings, c
     assert all(dict(record_headers(r))["pantau-schema"] == b"article-raw.v1" for r in records)
 
 
-def test_an_invalid_message_goes_to_the_dead_letter_topic_with_provenance(
-    kafka_settings, contracts, applied_topics
-):
+def test_an_invalid_message_goes_to_the_dead_letter_topic_with_provenance(kafka_settings, contracts, applied_topics):
     """The decode-or-dead-letter step every consumer runs, end to end through the broker."""
     codec = Codec.for_topic(contracts, "articles_raw")
     good = json.loads(contracts.examples("article-raw", 1)[0].read_text(encoding="utf-8"))

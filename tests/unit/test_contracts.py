@@ -122,8 +122,7 @@ def test_enriched_schema_reuses_every_raw_field(contracts):
 def test_malformed_topics_file_fails_with_the_file_and_problem(tmp_path):
     (tmp_path / "json").mkdir()
     (tmp_path / "topics.yaml").write_text(
-        "topics:\n  a:\n    name: a\n    schema: nope\n    version: 1\n"
-        "    partitions: 1\n    replication_factor: 1\n"
+        "topics:\n  a:\n    name: a\n    schema: nope\n    version: 1\n    partitions: 1\n    replication_factor: 1\n"
     )
     with pytest.raises(ContractError, match=r"schema file nope\.v1 not found"):
         load_contracts(tmp_path)

@@ -72,9 +72,7 @@ def test_compatible_changes_pass(edit):
 
 def committed_revisions(path: Path) -> list[tuple[str, dict]]:
     rel = path.relative_to(REPO).as_posix()
-    log = subprocess.run(
-        ["git", "log", "--format=%H", "--", rel], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    log = subprocess.run(["git", "log", "--format=%H", "--", rel], cwd=REPO, capture_output=True, text=True, check=True)
     revisions = []
     for commit in log.stdout.split():
         shown = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=REPO, capture_output=True, text=True)
