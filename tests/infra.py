@@ -66,3 +66,8 @@ def running_kafka_version() -> str | None:
         return None
     found = re.search(r"kafka-(\d+\.\d+\.\d+)/libs", cmdline)
     return found[1] if found else None
+
+
+def stop_server(name: str) -> None:
+    """Stop one real server (`kafka` or `elasticsearch`) for an outage test; `ensure_up` restarts it."""
+    _script(f"stop-{name}")

@@ -6,6 +6,7 @@
 #   infra.sh down     stop both (SIGTERM, then SIGKILL after a grace period)
 #   infra.sh status   print what runs where; exit 1 unless both are healthy
 #   infra.sh env      print the connection settings (PANTAU_* variables) for the running servers
+#   infra.sh stop-kafka | stop-elasticsearch   stop one server (outage tests; `up` brings it back)
 #
 # Settings (environment):
 #   PANTAU_CACHE            downloads, Kafka data, secrets, logs   (default ~/.cache/pantau)
@@ -365,7 +366,9 @@ case "${1:-}" in
     stop_pid Kafka "$kafka_run/kafka.pid" 60
     stop_pid Elasticsearch "$es_dir/es.pid" 60
     ;;
+  stop-kafka) stop_pid Kafka "$kafka_run/kafka.pid" 60 ;;
+  stop-elasticsearch) stop_pid Elasticsearch "$es_dir/es.pid" 60 ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|stop-kafka|stop-elasticsearch" >&2; exit 2 ;;
 esac

@@ -116,10 +116,11 @@ def feed_links(body: bytes, base_url: str) -> Links:
         if published is None and entry.get("published"):
             published = parse_datetime(entry["published"])
         title = (entry.get("title") or "").strip() or None
-        links.append(Link(url, title, published, updated=_struct_to_datetime(entry.get("updated_parsed"))))
-    if not links and not parsed.entries:
+        # dict.get: FeedParserDict.get("updated_parsed") falls back to the published date.
+        links.append(Link(url, title, published, updated=_struct_to_datetime(dict.get(entry, "updated_parsed"))))
+    if not links:
         reason = gate_problem or (str(parsed.get("bozo_exception")) if parsed.get("bozo") else "no items")
-        raise LinkError(f"feed yields no items: {reason}")
+        raise LinkError(f"feed yields no items: {reason}" + (f" ({'; '.join(problems[:5])})" if problems else ""))
     return Links("feed", links, problems)
 
 

@@ -88,7 +88,8 @@ class Crawler:
         self.warc = warc
         self.stats = RunStats()
         self._in_flight: set[str] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: dict[asyncio.Task, str] = {}
+        self._publishing: set[str] = set()  # keys whose article is being sent: never cancelled
 
     # ---------------------------------------------------------------- entry points
     async def poll(self, source: Source, ep: EntryPoint) -> int:
@@ -183,11 +184,14 @@ class Crawler:
                                 warc_record_id=record_id)  # fmt: skip
         if message is None:
             return self._done(item, "duplicate")
+        self._publishing.add(item.url)
         try:
             acknowledged = await self.publisher.publish(message, item.url)
         except InvalidMessage as exc:
             log.error("built an article its schema refuses", extra={"url": item.url, "error": str(exc)})
             return self._done(item, "extract_failed")
+        finally:
+            self._publishing.discard(item.url)
         if not acknowledged:
             return "pending"  # stays pending in the state; resent by the loop
         CRAWLER_URLS.labels("published").inc()
@@ -210,10 +214,10 @@ class Crawler:
     def _spawn(self, key: str, coro) -> None:
         self._in_flight.add(key)
         task = asyncio.create_task(coro)
-        self._tasks.add(task)
+        self._tasks[task] = key
 
         def forget(t: asyncio.Task) -> None:
-            self._tasks.discard(t)
+            self._tasks.pop(t, None)
             self._in_flight.discard(key)
             if not t.cancelled() and t.exception() is not None:
                 log.error("crawl task crashed", exc_info=t.exception(), extra={"key": key})
@@ -268,7 +272,13 @@ class Crawler:
         return self.stats
 
     async def drain(self) -> None:
-        """Let in-flight work finish (it is bounded by the fetch timeout), then try pending once more."""
+        """Stop fetching — fetches and polls are cancelled (their frontier entries stay open for the
+        next run) — but let every article already being sent get its acknowledgement, then try the
+        pending ones once more. Never cancels a send: that would leave an acknowledged article
+        recorded as pending, and publish it twice."""
+        for task, key in list(self._tasks.items()):
+            if key not in self._publishing:
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.publisher.resend_pending()
