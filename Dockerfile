@@ -9,6 +9,7 @@ RUN useradd --system --uid 10001 --home /app pantau
 COPY pyproject.toml constraints.txt README.md ./
 COPY services ./services
 COPY schemas ./schemas
+COPY deploy/sources ./deploy/sources
 RUN pip install --no-cache-dir -c constraints.txt -e . && chown -R pantau /app
 
 USER pantau

@@ -25,7 +25,7 @@ while IFS= read -r line; do
   case "$line" in ''|'#'*) continue ;; esac
   name="${line%%:*}" command="${line#*:}"
   echo "[run] starting $name: $command (log: out/logs/$name.log)"
-  bash -c "exec $command" >"out/logs/$name.log" 2>&1 &
+  bash -c "exec env $command" >"out/logs/$name.log" 2>&1 &
   names+=("$name") pids+=($!)
 done <"$here/Procfile"
 

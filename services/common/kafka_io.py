@@ -9,6 +9,7 @@ beyond what kafka-python does — callers own their retry policy.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -62,6 +63,18 @@ def make_consumer(
     if topics:
         consumer.subscribe(topics)
     return consumer
+
+
+def broker_reachable(servers: list[str], timeout_s: float = 1.0) -> bool:
+    """True when a TCP connection to one of the bootstrap servers opens: what /readyz asks."""
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def record_headers(record: ConsumerRecord) -> list[tuple[str, bytes]]:

@@ -130,6 +130,11 @@ class CrawlerSettings(BaseSettings):
     allow_loopback: bool = Field(
         False, description="Let the egress guard allow loopback addresses (demo and tests only)."
     )
+    internal_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (exact; JSON list) exempt from the egress guard: internal sources named on "
+        "purpose, such as the compose demo site. Address literals are never exempt.",
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest decoded body accepted.")
     total_timeout_s: float = Field(30.0, description="Total time for one fetch, all redirect hops included.")
     per_host_concurrency: int = Field(2, description="Requests in flight to one host at most.")

@@ -77,6 +77,9 @@ class HostBackoff(FetchRefused):
 class FetchSettings:
     user_agent: str = "PantauBot/0.1 (+https://github.com/pantau/pantau; news monitoring)"
     allow_loopback: bool = False
+    # Host names (exact) whose addresses are exempt from the guard: internal sources an operator
+    # names on purpose (the compose demo). Address literals are never exempt.
+    internal_hosts: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     total_timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
@@ -113,8 +116,9 @@ class Response:
 class GuardedResolver(AbstractResolver):
     """Resolves names with the system resolver and refuses the name unless every address is allowed."""
 
-    def __init__(self, allow_loopback: bool):
+    def __init__(self, allow_loopback: bool, internal_hosts: tuple[str, ...] = ()):
         self.allow_loopback = allow_loopback
+        self.internal_hosts = {h.lower() for h in internal_hosts}
 
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
@@ -122,7 +126,7 @@ class GuardedResolver(AbstractResolver):
         if not infos:
             raise EgressBlocked(f"{host} does not resolve")
         for *_, sockaddr in infos:
-            reason = refusal(sockaddr[0], self.allow_loopback)
+            reason = None if host.lower() in self.internal_hosts else refusal(sockaddr[0], self.allow_loopback)
             if reason:
                 raise EgressBlocked(f"{host} resolves to {reason}")
         return [
@@ -244,7 +248,7 @@ class GuardedClient:
 
     async def __aenter__(self) -> GuardedClient:
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.settings.allow_loopback),
+            resolver=GuardedResolver(self.settings.allow_loopback, self.settings.internal_hosts),
             use_dns_cache=False,  # every connection re-resolves and re-checks (no DNS rebinding window)
             limit=self.settings.global_concurrency,
             ttl_dns_cache=None,

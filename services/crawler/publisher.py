@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from pantau.common.codec import Codec
+from pantau.common.kafka_io import broker_reachable
 from pantau.common.metrics import CRAWLER_PENDING, CRAWLER_PRODUCE_ERRORS
 from pantau.crawler.state import CrawlState
 
@@ -28,6 +29,7 @@ class Publisher:
         self.codec = codec
         self.state = state
         self.ack_timeout_s = ack_timeout_s
+        self.last_send_ok = True
 
     def _send_and_wait(self, message: dict[str, Any]) -> None:
         value, headers = self.codec.encode(message)
@@ -43,9 +45,11 @@ class Publisher:
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._send_and_wait, message)
         except KafkaError as exc:
+            self.last_send_ok = False
             CRAWLER_PRODUCE_ERRORS.inc()
             log.warning("send failed; the article stays pending", extra={"id": message["id"], "error": repr(exc)})
             return False
+        self.last_send_ok = True
         self.state.acknowledged(message, frontier_url)
         CRAWLER_PENDING.set(self.state.pending_count())
         return True
@@ -60,8 +64,7 @@ class Publisher:
                 break  # the broker is still away; try again later
         return sent
 
-    def connected(self) -> bool:
-        try:
-            return bool(self.producer.bootstrap_connected())
-        except Exception:
-            return False
+    def ready(self) -> bool:
+        """Kafka answers a connection and the last send was acknowledged."""
+        servers = self.producer.config["bootstrap_servers"]
+        return self.last_send_ok and broker_reachable([servers] if isinstance(servers, str) else list(servers))

@@ -51,6 +51,7 @@ def fetch_settings(settings: CrawlerSettings) -> FetchSettings:
     return FetchSettings(
         user_agent=settings.user_agent,
         allow_loopback=settings.allow_loopback,
+        internal_hosts=tuple(settings.internal_hosts),
         max_body_bytes=settings.max_body_bytes,
         total_timeout_s=settings.total_timeout_s,
         per_host_concurrency=settings.per_host_concurrency,
@@ -299,7 +300,7 @@ async def run_service(
     warc = WarcOutput(settings.warc_dir, settings.warc_max_bytes) if settings.warc_dir else None
     publisher = Publisher(producer, topic, codec, state)
     if health is not None:
-        health.add_check("kafka", publisher.connected)
+        health.add_check("kafka", publisher.ready)
     try:
         async with GuardedClient(fetch_settings(settings)) as client:
             crawler = Crawler(sources, settings, client, state, publisher, health, warc)

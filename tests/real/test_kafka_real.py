@@ -207,3 +207,10 @@ def test_faust_client_aiokafka_talks_to_the_same_broker(kafka_settings, applied_
             await consumer.stop()
 
     assert asyncio.run(round_trip()) == [b"a0", b"a1", b"a2"]
+
+
+def test_broker_reachable_tells_a_live_broker_from_a_dead_port(kafka_settings):
+    from pantau.common.kafka_io import broker_reachable
+
+    assert broker_reachable(kafka_settings.servers)
+    assert not broker_reachable(["127.0.0.1:1"])

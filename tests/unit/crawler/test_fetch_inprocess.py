@@ -151,3 +151,13 @@ def test_robots_txt_statuses(site, robots, delay, allowed_news, allowed_private)
         assert asyncio.run(go()) == (allowed_news, allowed_private)
     finally:
         site.robots, site.robots_delay_s = (200, "User-agent: *\nDisallow: /private/\n"), 0
+
+
+def test_internal_hosts_are_exempt_by_name_only(site):
+    # `localhost` named as an internal source passes the resolver check without the loopback allowance...
+    assert (
+        fetch(f"http://localhost:{site.port}/feed", allow_loopback=False, internal_hosts=("localhost",)).status == 200
+    )
+    # ...while the address literal behind it stays refused.
+    error = refused(f"http://127.0.0.1:{site.port}/feed", allow_loopback=False, internal_hosts=("localhost",))
+    assert error.outcome == "egress_blocked"
