@@ -128,24 +128,42 @@ def _print_links(links: list[Link], problems: list[str], origin: str) -> None:
 
 
 @crawl.command("replay")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--source", "source_id", help="Source id for every article (default: matched by domain).")
 @click.option("--sources", "sources_file", type=click.Path(path_type=Path), help="Sources YAML (default: setting).")
 def crawl_replay(files: tuple[Path, ...], source_id: str | None, sources_file: Path | None) -> None:
-    """Publish history from WARC files or JSON lines as backfill (baselines, never alerts)."""
+    """Publish history from WARC files or JSON lines as backfill (baselines, never alerts). Without
+    FILES, replays every `warc` and `jsonl` entry point of the sources file (paths relative to it)."""
     from pantau.common.codec import Codec
     from pantau.common.runtime import run_service_process
     from pantau.crawler.replay import replay
 
     settings = CrawlerSettings()
+    if not files:
+        path = sources_file or settings.sources_file
+        try:
+            configured = load_sources(path).sources
+        except SourcesError as exc:
+            raise click.ClickException(str(exc)) from None
+        archives = [(s.id, path.parent / ep.path) for s in configured for ep in s.entry_points if ep.path]
+        if not archives:
+            raise click.UsageError(f"no FILES given and {path} has no warc or jsonl entry points")
+        for sid, archive in archives:
+            if not archive.exists():
+                raise click.ClickException(f"{archive} (source {sid}) does not exist")
+        by_file = {archive: sid for sid, archive in archives}
+        files = tuple(by_file)
+        owner = {str(a): sid for a, sid in by_file.items()}
+    else:
+        owner = {}
 
     def body(ctx):
         codec = Codec.for_topic(ctx.contracts, "articles_raw")
         producer = ctx.producer()
         path = sources_file or settings.sources_file
 
-        def source_for(url: str) -> Source:
-            return _source_for(url, source_id, path)
+        def source_for(url: str, archive: Path) -> Source:
+            return _source_for(url, source_id or owner.get(str(archive)), path)
 
         topic = TopicSettings().articles_raw
         counts = asyncio.run(replay(list(files), source_for, settings, producer, topic, codec))

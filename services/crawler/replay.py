@@ -83,7 +83,7 @@ def items(path: Path) -> Iterator[ReplayItem | str]:
 
 async def replay(
     files: list[Path],
-    source_for: Callable[[str], Source],
+    source_for: Callable[[str, Path], Source],
     settings: CrawlerSettings,
     producer,
     topic: str,
@@ -93,14 +93,14 @@ async def replay(
     publisher = Publisher(producer, topic, codec, state)
     counts: Counter = Counter()
     try:
-        everything = [item for path in files for item in items(path)]
+        everything = [(path, item) for path in files for item in items(path)]
         with click.progressbar(everything, label="replaying", file=click.get_text_stream("stderr")) as bar:
-            for item in bar:
+            for path, item in bar:
                 if isinstance(item, str):
                     click.echo(item, err=True)
                     counts["invalid"] += 1
                     continue
-                counts[await _replay_one(item, source_for, state, publisher)] += 1
+                counts[await _replay_one(item, lambda url, p=path: source_for(url, p), state, publisher)] += 1
         await publisher.resend_pending()
     finally:
         state.close()

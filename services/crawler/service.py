@@ -120,6 +120,8 @@ class Crawler:
                     new += self.state.discover(
                         link.url, source.id, ep.key, link.title, published, changed.isoformat() if changed else None
                     )
+            if new:
+                entry.last_new = now
             entry.error_streak, entry.last_error = 0, None
             entry.interval_s = next_interval(entry.interval_s, new, ep.min_interval_s, ep.max_interval_s)
         except (FetchRefused, LinkError) as exc:

@@ -234,3 +234,41 @@ def test_cli_links_and_extract(site, tmp_path):
     assert article["id"] == article_id(site.base + path)
     fetched = runner.invoke(main, ["extract", site.base + path], env=env)
     assert json.loads(fetched.stdout)["text"] == article["text"]
+
+
+def test_replay_of_the_sources_files_jsonl_entry_points(
+    tmp_path, kafka_settings, contracts, applied_topics, monkeypatch
+):
+    from pantau.demo import newsite
+
+    article = newsite.articles(1)[0]
+    base = "https://www.kompas.tv"
+    rows = [
+        {"url": base + article.path, "html": newsite.render(article, base), "fetched_at": "2026-11-20T02:00:00Z"},
+        {"url": base + "/internasional/2023/09/06/arsip-lama", "title": "Arsip lama",
+         "published_at": "2023-09-06T07:05:00+07:00",
+         "text": "Teks arsip yang sudah diekstrak sebelumnya tentang amunisi dan Korea Utara. " * 5},
+        "not json",
+    ]  # fmt: skip
+    archive = tmp_path / "archives" / "kompastv.jsonl"
+    archive.parent.mkdir()
+    archive.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n  - {id: kompastv, name: Kompas TV, homepage: 'https://www.kompas.tv', timezone: Asia/Jakarta,"
+        " entry_points: [{kind: jsonl, path: archives/kompastv.jsonl}]}\n"
+    )
+    monkeypatch.setenv("PANTAU_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+    monkeypatch.setenv("PANTAU_TOPIC_ARTICLES_RAW", applied_topics.articles_raw)
+    monkeypatch.setenv("PANTAU_CRAWLER_STATE_FILE", str(tmp_path / "replay.sqlite"))
+    result = CliRunner().invoke(main, ["crawl", "replay", "--sources", str(sources)])
+    assert result.exit_code == 0, result.output
+    assert "invalid 1" in result.stderr and "published 2" in result.stderr
+    messages = published(kafka_settings, contracts, applied_topics.articles_raw, 2)
+    assert len(messages) == 2
+    assert all(m["backfill"] and m["source"]["id"] == "kompastv" for m in messages)
+    archived = next(m for m in messages if m["title"] == "Arsip lama")
+    assert (archived["published_at"], archived["published_at_source"]) == ("2023-09-06T07:05:00+07:00", "backfill")
+
+    again = CliRunner().invoke(main, ["crawl", "replay", "--sources", str(sources)])
+    assert "duplicate 2" in again.stderr  # replaying twice publishes nothing new
