@@ -127,9 +127,12 @@ def dlq_replay(topic: str, limit: int | None, group: str) -> None:
 
 # ---------------------------------------------------------------- services
 from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
+from pantau.enricher.cli import enrich_cmd, enricher  # noqa: E402
 
 main.add_command(crawl)
 main.add_command(extract_cmd)
+main.add_command(enrich_cmd)
+main.add_command(enricher)
 
 
 @main.group()

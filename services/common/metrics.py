@@ -88,3 +88,34 @@ CRAWLER_FRONTIER = Gauge(
     "Discovered article URLs not yet fetched.",
     registry=REGISTRY,
 )
+
+# ---- enricher ------------------------------------------------------------------------------
+ENRICHER_ARTICLES = Counter(
+    "pantau_enricher_articles_total",
+    "One disposition per raw article: enriched or dead_lettered.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ENRICHER_LANGUAGES = Counter(
+    "pantau_enricher_languages_total",
+    "Enriched articles by detected language (ISO 639-1 code, or und).",
+    ["language"],
+    registry=REGISTRY,
+)
+ENRICHER_ENTITIES = Counter(
+    "pantau_enricher_entity_mentions_total",
+    "Entity mentions found, by type (PER, ORG, LOC).",
+    ["type"],
+    registry=REGISTRY,
+)
+ENRICHER_SECONDS = Histogram(
+    "pantau_enricher_processing_seconds",
+    "Time to decode, enrich, encode and send one article.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+    registry=REGISTRY,
+)
+ENRICHER_MODEL_LOAD_SECONDS = Gauge(
+    "pantau_enricher_model_load_seconds",
+    "Time the worker took to load its models (language, entities, stems) at start.",
+    registry=REGISTRY,
+)

@@ -146,6 +146,18 @@ class CrawlerSettings(BaseSettings):
     warc_max_bytes: int = Field(512 * 1024 * 1024, description="Start a new WARC file past this size.")
 
 
+class EnricherSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_ENRICHER_", extra="ignore")
+
+    group: str = Field("pantau-enricher", description="Consumer group (faust app id) the workers share.")
+    terms_file: Path = Field(REPO_ROOT / "deploy/terms/terms.yaml", description="Watched terms (YAML).")
+    data_dir: Path = Field(
+        Path.home() / ".cache/pantau/enricher", description="faust's local data (table state) for this worker."
+    )
+    table_partitions: int = Field(6, description="Partitions of faust's internal topics (the story table).")
+    table_replication_factor: int = Field(1, description="Replication factor of faust's internal topics.")
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -154,4 +166,5 @@ SETTINGS_GROUPS = (
     ContractSettings,
     DeadLetterSettings,
     CrawlerSettings,
+    EnricherSettings,
 )

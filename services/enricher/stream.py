@@ -1,0 +1,156 @@
+"""The enricher as a faust-streaming app: `articles.raw` → `enrich` → `articles.enriched`.
+
+Scaling: one consumer group (PANTAU_ENRICHER_GROUP); two or three workers share the partitions,
+and a worker that dies has its partitions reassigned. Processing is at-least-once: faust flushes
+the producer before it commits, and the agent runs with concurrency 1 so no offset is committed
+past an unfinished event.
+
+Per event, in order: decode and validate (raw bytes: a message faust's serializer cannot decode
+would crash the agent in a loop, so decoding happens here, inside the per-event error handling);
+enrich; encode and validate; send. Anything that fails for this one event — invalid bytes, a
+schema violation, an enrichment bug on a strange article — sends the original bytes to
+`dlq.enricher` with provenance headers, is counted, and the stream goes on; a stage whose recent
+events mostly fail stops (DeadLetterLimit) instead of draining the topic into the dead-letter queue.
+
+Story ids live in a faust GlobalTable (every worker holds all of it), keyed by SimHash band, so
+near-duplicates get one story id whichever worker sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import faust
+
+from pantau.common.codec import Codec
+from pantau.common.contracts import Contracts
+from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
+from pantau.common.errors import InvalidMessage
+from pantau.common.metrics import (
+    DEAD_LETTERS,
+    ENRICHER_ARTICLES,
+    ENRICHER_ENTITIES,
+    ENRICHER_LANGUAGES,
+    ENRICHER_SECONDS,
+    MESSAGES_DECODED,
+)
+from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings, TopicSettings
+from pantau.enricher.core import Enricher
+from pantau.enricher.fingerprint import StoryEntry
+from pantau.enricher.terms import TermMatcher
+
+log = logging.getLogger(__name__)
+SERVICE = "enricher"
+BAND_ENTRIES = 32  # recent entries kept per SimHash band (bounds the table: at most 4 x 65,536 keys)
+
+
+class TableStoryIndex:
+    """The StoryIndex port on a faust GlobalTable: band → [[article_id, fingerprint, story_id, seen_at], …]."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def candidates(self, band: str) -> Iterable[StoryEntry]:
+        return [StoryEntry(a, int(f, 16), s, t) for a, f, s, t in self.table.get(band) or []]
+
+    def story_of(self, article_id: str) -> str | None:
+        return None  # an article seen before is found among its own bands' candidates
+
+    def put(self, entry: StoryEntry, bands: list[str]) -> None:
+        row = [entry.article_id, f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
+        for band in bands:
+            kept = [r for r in self.table.get(band) or [] if r[0] != entry.article_id]
+            self.table[band] = [*kept, row][-BAND_ENTRIES:]
+
+
+def _headers(event) -> list[tuple[str, bytes]]:
+    raw = event.headers or {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+def build_app(
+    contracts: Contracts,
+    terms: TermMatcher,
+    kafka: KafkaSettings | None = None,
+    topics: TopicSettings | None = None,
+    settings: EnricherSettings | None = None,
+    dlq_settings: DeadLetterSettings | None = None,
+) -> faust.App:
+    kafka, topics = kafka or KafkaSettings(), topics or TopicSettings()
+    settings, dlq_settings = settings or EnricherSettings(), dlq_settings or DeadLetterSettings()
+    app = faust.App(
+        settings.group,
+        broker=[f"kafka://{server}" for server in kafka.servers],
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,  # /metrics, /healthz and /readyz are Pantau's own server
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.table_partitions,
+        topic_replication_factor=settings.table_replication_factor,
+        producer_acks=-1,
+        producer_max_request_size=kafka.max_message_bytes,
+        consumer_max_fetch_size=kafka.max_message_bytes,
+        broker_commit_every=100,
+        broker_commit_interval=2.0,
+        datadir=str(settings.data_dir),
+        table_standby_replicas=0,
+    )
+    raw_topic = app.topic(topics.articles_raw, key_type=bytes, value_type=bytes)
+    enriched_topic = app.topic(topics.articles_enriched, key_type=bytes, value_type=bytes)
+    dlq_topic = app.topic(topics.dlq_enricher, key_type=bytes, value_type=bytes)
+    stories = app.GlobalTable("stories", default=None, key_type=str, value_type=list, value_serializer="json")
+    raw_codec = Codec.for_topic(contracts, "articles_raw")
+    enriched_codec = Codec.for_topic(contracts, "articles_enriched")
+    enricher = Enricher(terms, TableStoryIndex(stories))
+    limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
+    app.pantau_processed = 0  # for tests and the bench: events handled by this worker
+
+    @app.agent(raw_topic, concurrency=1)
+    async def enrich_articles(stream):
+        async for event in stream.events():
+            started = time.perf_counter()
+            headers = _headers(event)
+            dead = False
+            try:
+                raw = raw_codec.decode(event.value, headers)
+                MESSAGES_DECODED.labels(SERVICE, "articles_raw", "ok").inc()
+                event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
+                enriched = enricher.enrich(raw, event_time)
+                value, out_headers = enriched_codec.encode(enriched)
+                await enriched_topic.send(key=event.key, value=value, headers=out_headers)
+            except Exception as exc:  # per-event: this article goes to the DLQ, the stream goes on
+                dead = True
+                if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
+                    MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
+                else:
+                    log.exception("enrichment failed", extra={"offset": event.message.offset})
+                provenance = Provenance(event.message.topic, event.message.partition, event.message.offset, SERVICE)
+                await dlq_topic.send(
+                    key=event.key, value=event.value, headers=dead_letter_headers(provenance, exc, headers)
+                )
+                DEAD_LETTERS.labels(SERVICE, "articles_raw", type(exc).__name__).inc()
+                ENRICHER_ARTICLES.labels("dead_lettered").inc()
+            else:
+                ENRICHER_ARTICLES.labels("enriched").inc()
+                ENRICHER_LANGUAGES.labels(enriched["language"]["code"]).inc()
+                for mention in enriched["entities"]:
+                    ENRICHER_ENTITIES.labels(mention["type"]).inc()
+            finally:
+                ENRICHER_SECONDS.observe(time.perf_counter() - started)
+                app.pantau_processed += 1
+            limit.record(dead)  # raises DeadLetterLimitExceeded: the worker stops, loudly
+            yield None
+
+    app.pantau_agent = enrich_articles
+    return app
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    """Run one worker until SIGTERM/SIGINT (faust's worker handles them: it stops consuming,
+    flushes, commits, leaves the group)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.execute_from_commandline()

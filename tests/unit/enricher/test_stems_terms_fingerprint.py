@@ -1,0 +1,114 @@
+"""Ring 1: stems, watched terms and story fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pantau.enricher.fingerprint import MemoryStoryIndex, assign_story, bands, distance, simhash
+from pantau.enricher.stems import stem_tokens, stem_text, stemmer_name, tokens
+from pantau.enricher.terms import TermMatcher, TermsError, WatchedTerm, load_terms, parse_terms
+
+SEED = next((Path(__file__).resolve().parents[4] / "shared" / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "stems"),
+    [
+        ("id", "amunisinya persenjataannya negara-negara Membeli pertahanan", "amunisi senjata negara beli tahan"),
+        ("ms", "kerajaan membelanjakan peruntukan", "raja belanja untuk"),
+        ("en", "The ammunition supplies were running out", "the ammunit suppli were run out"),
+        ("fr", "Les munitions arrivent", "les munitions arrivent"),
+    ],
+)
+def test_stems_by_language(language, text, stems):
+    assert stem_text(text, language) == stems
+
+
+def test_stemmer_names():
+    assert [stemmer_name(x) for x in ("id", "ms", "en", "ar", "und")] == [
+        "sastrawi", "sastrawi", "snowball-english", "lowercase", "lowercase",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("junk", ["", "a", "🚀🔥" * 50, "\x00\x01\xff" * 100, "مرحبا بالعالم", "x" * 10_000])
+def test_stemming_hostile_text_does_not_raise(junk):
+    stem_text(junk, "id")
+    stem_text(junk, "en")
+
+
+@pytest.fixture
+def matcher():
+    return TermMatcher(parse_terms("terms: [amunisi, Kim Jong Un, {term: amunisinya, exact: true}, Korea Utara, senjata]"))
+
+
+def match(matcher, text, language="id"):
+    surface = tokens(text)
+    return {(m["term"], m["exact"]): m["count"] for m in matcher.match(surface, stem_tokens(surface, language), language)}
+
+
+def test_affixed_and_clitic_forms_count_for_their_root_and_exact_rules_do_not(matcher):
+    found = match(matcher, "Amunisinya habis. Amunisi-amunisi lama dan amunisi baru; persenjataan Korea Utara.")
+    assert found[("amunisi", False)] == 3
+    assert found[("amunisinya", True)] == 1
+    assert found[("senjata", False)] == 1
+    assert found[("Korea Utara", False)] == 1
+
+
+def test_phrases_need_consecutive_words(matcher):
+    assert ("Kim Jong Un", False) in match(matcher, "Pemimpin Kim Jong Un tiba.")
+    assert ("Kim Jong Un", False) not in match(matcher, "Kim bertemu Jong, lalu Un.")
+
+
+def test_the_seed_article_counts_amunisi(matcher):
+    found = match(matcher, SEED)
+    assert found[("amunisi", False)] == SEED.lower().count("amunisi")
+    assert found[("Kim Jong Un", False)] == SEED.count("Kim Jong Un")
+
+
+def test_thousands_of_terms_one_automaton():
+    many = [WatchedTerm(f"istilah{i}") for i in range(5000)] + [WatchedTerm("amunisi")]
+    matcher = TermMatcher(many)
+    assert match(matcher, "amunisi dan istilah42") == {("amunisi", False): 1, ("istilah42", False): 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("terms: [{exact: true}]", r"terms\[0\]: needs a `term`"), ("terms: [{term: x, fuzzy: 2}]", "unknown keys"),
+     ("nope", "expected a mapping"), ("terms: [\n", "not valid YAML"), ("terms: ['!!']", "needs a `term`")],
+)  # fmt: skip
+def test_invalid_terms_files_say_where(text, message):
+    with pytest.raises(TermsError, match=message):
+        parse_terms(text, "terms.yaml")
+
+
+def test_the_shipped_terms_file_loads():
+    assert WatchedTerm("amunisi") in load_terms(REPO / "deploy/terms/terms.yaml")
+
+
+def test_near_duplicates_are_close_and_different_stories_far():
+    edited = SEED.replace("Selasa", "Rabu").replace("Penulis : Edwin Shri Bimo", "Penulis: Redaksi")
+    shorter = "\n".join(line for line in SEED.splitlines() if not line.startswith("Baca Juga"))
+    other = "Harga beras di pasar tradisional Surabaya naik dua pekan terakhir karena pasokan berkurang. " * 10
+    assert distance(simhash(SEED), simhash(edited)) <= 3
+    assert distance(simhash(SEED), simhash(shorter)) <= 3
+    assert distance(simhash(SEED), simhash(other)) > 10
+    assert len(bands(simhash(SEED))) == 4
+
+
+def test_story_ids_group_copies_and_are_stable_on_replay():
+    index = MemoryStoryIndex()
+    first, _ = assign_story("a" * 64, SEED, 1000.0, index)
+    copy, _ = assign_story("b" * 64, SEED.replace("KOMPAS.TV", "ANTARA"), 1100.0, index)
+    other, _ = assign_story("c" * 64, "Gempa mengguncang Cianjur dan merusak ratusan rumah warga. " * 10, 1200.0, index)
+    assert copy == first and other != first
+    assert assign_story("b" * 64, SEED.replace("KOMPAS.TV", "ANTARA"), 1100.0, index)[0] == first  # replay
+    late, _ = assign_story("d" * 64, SEED, 1000.0 + 4 * 24 * 3600, index)
+    assert late != first  # outside the window: the story resurfacing is a new story
+
+
+def test_fingerprint_of_nothing():
+    assert simhash("") == 0
+    assert isinstance(simhash("🚀"), int)
