@@ -90,7 +90,7 @@ def enricher_run() -> None:
     def body(ctx):
         ENRICHER_MODEL_LOAD_SECONDS.set(warm_up())
         ctx.health.add_check("kafka", lambda: broker_reachable(ctx.kafka.servers))
-        app = build_app(ctx.contracts, terms, ctx.kafka, settings=settings)
+        app = build_app(ctx.contracts, terms, ctx.kafka, settings=settings, health=ctx.health)
         run_worker(app)
 
     run_service_process("enricher", body)

@@ -29,6 +29,7 @@ from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
 from pantau.common.errors import InvalidMessage
+from pantau.common.health import Health
 from pantau.common.metrics import (
     DEAD_LETTERS,
     ENRICHER_ARTICLES,
@@ -79,14 +80,16 @@ def build_app(
     topics: TopicSettings | None = None,
     settings: EnricherSettings | None = None,
     dlq_settings: DeadLetterSettings | None = None,
+    health: Health | None = None,
 ) -> faust.App:
     kafka, topics = kafka or KafkaSettings(), topics or TopicSettings()
     settings, dlq_settings = settings or EnricherSettings(), dlq_settings or DeadLetterSettings()
     app = faust.App(
         settings.group,
         broker=[f"kafka://{server}" for server in kafka.servers],
-        value_serializer="raw",
-        key_serializer="raw",
+        # json for the story table's changelog; the article topics are raw bytes (decoded per event).
+        value_serializer="json",
+        key_serializer="json",
         web_enabled=False,  # /metrics, /healthz and /readyz are Pantau's own server
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.table_partitions,
@@ -99,10 +102,11 @@ def build_app(
         datadir=str(settings.data_dir),
         table_standby_replicas=0,
     )
-    raw_topic = app.topic(topics.articles_raw, key_type=bytes, value_type=bytes)
-    enriched_topic = app.topic(topics.articles_enriched, key_type=bytes, value_type=bytes)
-    dlq_topic = app.topic(topics.dlq_enricher, key_type=bytes, value_type=bytes)
-    stories = app.GlobalTable("stories", default=None, key_type=str, value_type=list, value_serializer="json")
+    raw_bytes = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw_topic = app.topic(topics.articles_raw, **raw_bytes)
+    enriched_topic = app.topic(topics.articles_enriched, **raw_bytes)
+    dlq_topic = app.topic(topics.dlq_enricher, **raw_bytes)
+    stories = app.GlobalTable("stories", default=None, key_type=str, value_type=list)
     raw_codec = Codec.for_topic(contracts, "articles_raw")
     enriched_codec = Codec.for_topic(contracts, "articles_enriched")
     enricher = Enricher(terms, TableStoryIndex(stories))
@@ -144,6 +148,13 @@ def build_app(
                 app.pantau_processed += 1
             limit.record(dead)  # raises DeadLetterLimitExceeded: the worker stops, loudly
             yield None
+
+    if health is not None:
+
+        @app.timer(interval=5.0)
+        async def heartbeat() -> None:
+            # The event loop is turning: what /healthz asks (a blocked loop stops this timer).
+            health.beat()
 
     app.pantau_agent = enrich_articles
     return app

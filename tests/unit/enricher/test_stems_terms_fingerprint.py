@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pantau.enricher.fingerprint import MemoryStoryIndex, assign_story, bands, distance, simhash
-from pantau.enricher.stems import stem_tokens, stem_text, stemmer_name, tokens
+from pantau.enricher.stems import stem_text, stem_tokens, stemmer_name, tokens
 from pantau.enricher.terms import TermMatcher, TermsError, WatchedTerm, load_terms, parse_terms
 
 SEED = next((Path(__file__).resolve().parents[4] / "shared" / "seeds").glob("*.txt")).read_text(encoding="utf-8")
@@ -41,12 +41,16 @@ def test_stemming_hostile_text_does_not_raise(junk):
 
 @pytest.fixture
 def matcher():
-    return TermMatcher(parse_terms("terms: [amunisi, Kim Jong Un, {term: amunisinya, exact: true}, Korea Utara, senjata]"))
+    return TermMatcher(
+        parse_terms("terms: [amunisi, Kim Jong Un, {term: amunisinya, exact: true}, Korea Utara, senjata]")
+    )
 
 
 def match(matcher, text, language="id"):
     surface = tokens(text)
-    return {(m["term"], m["exact"]): m["count"] for m in matcher.match(surface, stem_tokens(surface, language), language)}
+    return {
+        (m["term"], m["exact"]): m["count"] for m in matcher.match(surface, stem_tokens(surface, language), language)
+    }
 
 
 def test_affixed_and_clitic_forms_count_for_their_root_and_exact_rules_do_not(matcher):
