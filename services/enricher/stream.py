@@ -157,6 +157,7 @@ def build_app(
             health.beat()
 
     app.pantau_agent = enrich_articles
+    app.pantau_topics = {"enriched": enriched_topic, "dlq": dlq_topic}  # for the in-process tests
     return app
 
 
