@@ -223,7 +223,6 @@ def test_artifacts_are_small():
 
 
 def test_gazetteer_json_is_built_from_the_seed():
-    pytest.importorskip("pycountry")
     from pantau.enricher.build_gazetteer import SEED as GAZETTEER_SEED
     from pantau.enricher.build_gazetteer import build
 
