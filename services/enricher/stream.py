@@ -106,7 +106,8 @@ def build_app(
     raw_topic = app.topic(topics.articles_raw, **raw_bytes)
     enriched_topic = app.topic(topics.articles_enriched, **raw_bytes)
     dlq_topic = app.topic(topics.dlq_enricher, **raw_bytes)
-    stories = app.GlobalTable("stories", default=None, key_type=str, value_type=list)
+    # No value_type: faust would treat it as a Record model and fail to restore the changelog.
+    stories = app.GlobalTable("stories", default=None, key_type=str)
     raw_codec = Codec.for_topic(contracts, "articles_raw")
     enriched_codec = Codec.for_topic(contracts, "articles_enriched")
     enricher = Enricher(terms, TableStoryIndex(stories))
