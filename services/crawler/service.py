@@ -63,7 +63,6 @@ def fetch_settings(settings: CrawlerSettings) -> FetchSettings:
 @dataclass
 class RunStats:
     polls: int = 0
-    fetched: int = 0
     published: int = 0
 
 

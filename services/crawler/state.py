@@ -202,6 +202,3 @@ class CrawlState:
             self.db.execute("DELETE FROM pending WHERE id=? AND revision=?", (message["id"], message["revision"]))
             if frontier_url:
                 self.db.execute("UPDATE frontier SET done=1, outcome='published' WHERE url=?", (frontier_url,))
-
-    def published_ids(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT id, revision FROM published").fetchall())
