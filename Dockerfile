@@ -10,6 +10,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY services ./services
 COPY schemas ./schemas
 COPY deploy/sources ./deploy/sources
+COPY deploy/terms ./deploy/terms
 RUN pip install --no-cache-dir -c constraints.txt -e . && chown -R pantau /app
 
 USER pantau

@@ -9,7 +9,11 @@ Two fingerprints within `MAX_DISTANCE` bits are the same story. Candidates are f
 16-bit bands (by pigeonhole, two fingerprints within 3 bits share at least one band exactly), kept
 in a `StoryIndex` for a recent window. The index is a port: an in-memory dict for `pantau enrich`,
 a faust table (replicated to every worker) in the stream, so every worker assigns the same id.
-An article seen before keeps the story id it got then, which makes a replay yield identical output.
+
+An article seen before keeps the story id it got then: its own entry sits in its own bands, and
+that recorded decision wins over whatever arrived since. This is what makes a replay after a
+rebalance yield identical output (the stream also makes sure the decision is stored before the
+enriched article is sent). No separate article → story map is kept, so the index stays bounded.
 """
 
 from __future__ import annotations
@@ -61,12 +65,10 @@ class StoryEntry:
 
 
 class StoryIndex(Protocol):
-    """Where recent fingerprints live. `get` returns the entries of a band (newest last) and the
-    story id an article already has; `put` records an article under its bands."""
+    """Where recent fingerprints live. `candidates` returns the entries of a band (newest last);
+    `put` records an article under its bands."""
 
     def candidates(self, band: str) -> Iterable[StoryEntry]: ...
-
-    def story_of(self, article_id: str) -> str | None: ...
 
     def put(self, entry: StoryEntry, bands: list[str]) -> None: ...
 
@@ -77,35 +79,34 @@ class MemoryStoryIndex:
     def __init__(self, per_band: int = 32):
         self.per_band = per_band
         self._bands: dict[str, list[StoryEntry]] = {}
-        self._articles: dict[str, str] = {}
 
     def candidates(self, band: str) -> Iterable[StoryEntry]:
         return self._bands.get(band, ())
 
-    def story_of(self, article_id: str) -> str | None:
-        return self._articles.get(article_id)
-
     def put(self, entry: StoryEntry, bands: list[str]) -> None:
-        self._articles[entry.article_id] = entry.story_id
         for band in bands:
             kept = [e for e in self._bands.get(band, []) if e.article_id != entry.article_id]
             self._bands[band] = [*kept, entry][-self.per_band :]
 
 
 def assign_story(article_id: str, text: str, seen_at: float, index: StoryIndex) -> tuple[str, str]:
-    """(story id, fingerprint hex) for an article; records it in the index."""
+    """(story id, fingerprint hex) for an article; records it in the index.
+
+    The article's own earlier entry keeps its story: a replay (same fingerprint) or a revision with
+    small edits. Otherwise the nearest recent entry within MAX_DISTANCE gives the story (ties: the
+    earliest seen, then the smallest article id, so the choice does not depend on band order);
+    none: a new story named after this article."""
     fingerprint = simhash(text)
     keys = bands(fingerprint)
-    story = index.story_of(article_id)
-    if story is None:
-        best: StoryEntry | None = None
-        for key in keys:
-            for entry in index.candidates(key):
-                if entry.article_id == article_id or seen_at - entry.seen_at > WINDOW_S:
-                    continue
-                d = distance(entry.fingerprint, fingerprint)
-                if d <= MAX_DISTANCE and (best is None or d < distance(best.fingerprint, fingerprint)):
-                    best = entry
-        story = best.story_id if best else hashlib.sha256(article_id.encode()).hexdigest()[:16]
+    near = []
+    for entry in {e.article_id + e.story_id: e for key in keys for e in index.candidates(key)}.values():
+        d = distance(entry.fingerprint, fingerprint)
+        if d > MAX_DISTANCE:
+            continue
+        if entry.article_id == article_id:
+            near.append((-1, 0.0, "", entry.story_id))  # its own recorded decision wins
+        elif abs(seen_at - entry.seen_at) <= WINDOW_S:
+            near.append((d, entry.seen_at, entry.article_id, entry.story_id))
+    story = min(near)[3] if near else hashlib.sha256(article_id.encode()).hexdigest()[:16]
     index.put(StoryEntry(article_id, fingerprint, story, seen_at), keys)
     return story, f"{fingerprint:016x}"

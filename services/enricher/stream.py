@@ -18,6 +18,7 @@ near-duplicates get one story id whichever worker sees them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -49,22 +50,38 @@ BAND_ENTRIES = 32  # recent entries kept per SimHash band (bounds the table: at 
 
 
 class TableStoryIndex:
-    """The StoryIndex port on a faust GlobalTable: band → [[article_id, fingerprint, story_id, seen_at], …]."""
+    """The StoryIndex port on a faust GlobalTable: band → [[article_id, fingerprint, story_id, seen_at], …].
+
+    Every write's changelog delivery is remembered in `pending`: the agent awaits them before it
+    sends the enriched article, so a story decision that reached downstream is always restorable
+    (a replay then finds it and repeats it; see fingerprint.assign_story)."""
 
     def __init__(self, table):
         self.table = table
+        self.pending: list = []
+        send_changelog = table.send_changelog
+
+        def recorded(*args, **kwargs):
+            fut = send_changelog(*args, **kwargs)
+            self.pending.append(fut)
+            return fut
+
+        table.send_changelog = recorded  # faust discards the delivery future of `table[key] = value`
 
     def candidates(self, band: str) -> Iterable[StoryEntry]:
         return [StoryEntry(a, int(f, 16), s, t) for a, f, s, t in self.table.get(band) or []]
-
-    def story_of(self, article_id: str) -> str | None:
-        return None  # an article seen before is found among its own bands' candidates
 
     def put(self, entry: StoryEntry, bands: list[str]) -> None:
         row = [entry.article_id, f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
         for band in bands:
             kept = [r for r in self.table.get(band) or [] if r[0] != entry.article_id]
             self.table[band] = [*kept, row][-BAND_ENTRIES:]
+
+    async def stored(self) -> None:
+        """Wait until every story decision so far is in the changelog topic."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
 
 def _headers(event) -> list[tuple[str, bytes]]:
@@ -110,7 +127,8 @@ def build_app(
     stories = app.GlobalTable("stories", default=None, key_type=str)
     raw_codec = Codec.for_topic(contracts, "articles_raw")
     enriched_codec = Codec.for_topic(contracts, "articles_enriched")
-    enricher = Enricher(terms, TableStoryIndex(stories))
+    story_index = TableStoryIndex(stories)
+    enricher = Enricher(terms, story_index)
     limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
     app.pantau_processed = 0  # for tests and the bench: events handled by this worker
 
@@ -126,6 +144,7 @@ def build_app(
                 event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
                 enriched = enricher.enrich(raw, event_time)
                 value, out_headers = enriched_codec.encode(enriched)
+                await story_index.stored()  # the decision first: never an output a replay could contradict
                 await enriched_topic.send(key=event.key, value=value, headers=out_headers)
             except Exception as exc:  # per-event: this article goes to the DLQ, the stream goes on
                 dead = True

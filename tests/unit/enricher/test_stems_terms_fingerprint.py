@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from pantau.enricher.fingerprint import MemoryStoryIndex, assign_story, bands, distance, simhash
+from pantau.enricher.fingerprint import MemoryStoryIndex, StoryEntry, assign_story, bands, distance, simhash
 from pantau.enricher.stems import stem_text, stem_tokens, stemmer_name, tokens
 from pantau.enricher.terms import TermMatcher, TermsError, WatchedTerm, load_terms, parse_terms
 
@@ -111,6 +112,20 @@ def test_story_ids_group_copies_and_are_stable_on_replay():
     assert assign_story("b" * 64, SEED.replace("KOMPAS.TV", "ANTARA"), 1100.0, index)[0] == first  # replay
     late, _ = assign_story("d" * 64, SEED, 1000.0 + 4 * 24 * 3600, index)
     assert late != first  # outside the window: the story resurfacing is a new story
+
+
+def test_a_replay_keeps_its_recorded_story_whatever_arrived_since():
+    index = MemoryStoryIndex()
+    copy = SEED.replace("KOMPAS.TV", "ANTARA")
+    first, _ = assign_story("b" * 64, copy, 1000.0, index)  # nothing near yet: a story of its own
+    # Meanwhile a worker that had not seen "b" yet put an identical copy into another story.
+    assign_story("e" * 64, copy, 900.0, MemoryStoryIndex())
+    index.put(StoryEntry("e" * 64, simhash(copy), "other-story", 900.0), bands(simhash(copy)))
+    assert assign_story("b" * 64, copy, 1000.0, index)[0] == first  # the recorded decision wins
+    # A revision with a small edit keeps it too; a rewrite is a new decision.
+    assert assign_story("b" * 64, copy + " Pembaruan.", 1000.0, index)[0] == first
+    rewrite = "Gempa mengguncang Cianjur dan merusak ratusan rumah warga. " * 10
+    assert assign_story("b" * 64, rewrite, 1000.0, index)[0] == hashlib.sha256(b"b" * 64).hexdigest()[:16]
 
 
 def test_fingerprint_of_nothing():

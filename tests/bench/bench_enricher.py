@@ -1,0 +1,130 @@
+"""Enricher: articles per second per core of the pure `enrich` on realistic articles (real news
+texts of mixed lengths from the shared id/ms set, mostly Indonesian, plus English; goal ≥ 100),
+the streaming overhead of a real worker process against that (goal ≤ 10 %), and the worker's peak
+resident memory (goal ≤ 250 MB)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pantau.common.codec import Codec
+from pantau.common.contracts import load_contracts
+from pantau.common.kafka_io import apply_topics, make_admin, make_consumer, make_producer
+from pantau.common.settings import ContractSettings, EnricherSettings, KafkaSettings, TopicSettings
+from pantau.demo.newsite import EN_PARAGRAPHS
+from pantau.enricher.core import Enricher
+from pantau.enricher.fingerprint import MemoryStoryIndex
+from pantau.enricher.terms import TermMatcher, load_terms
+from tests.bench.figures import Figure
+from tests.infra import ensure_up
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lid" / "idms-news.jsonl.gz"
+
+
+def realistic_articles(count: int = 400) -> list[dict]:
+    rng = random.Random(7)
+    with gzip.open(SHARED, "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    indonesian = [r for r in rows if r["label"] == "id"]
+    malay = [r for r in rows if r["label"] == "ms"]
+    picked = rng.sample(indonesian, int(count * 0.7)) + rng.sample(malay, int(count * 0.1))
+    out = []
+    for row in picked:
+        out.append((row["title"], row["text"][:20_000], row["url"]))
+    for i in range(count - len(out)):
+        text = "\n".join(EN_PARAGRAPHS[(i + k) % len(EN_PARAGRAPHS)] for k in range(rng.randint(3, 15)))
+        out.append((f"World report {i}", text, f"https://apnews.com/article/bench-{i}"))
+    rng.shuffle(out)
+    articles = []
+    for title, text, url in out:
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        articles.append({
+            "id": digest, "url": url, "canonical_url": url, "source": {"id": "bench", "domain": "bench.example"},
+            "title": title, "text": text, "crawled_at": "2026-11-26T00:00:00+00:00", "revision": 1,
+            "content_hash": hashlib.sha256(f"{title}\n{text}".encode()).hexdigest(), "backfill": False,
+        })  # fmt: skip
+    return articles
+
+
+def _pure(articles: list[dict]) -> float:
+    enricher = Enricher(TermMatcher(load_terms(EnricherSettings().terms_file)), MemoryStoryIndex())
+    when = datetime(2026, 11, 26, tzinfo=UTC)
+    for article in articles[:20]:
+        enricher.enrich(article, when)  # warm-up: models loaded, stem cache primed a little
+    start = time.process_time()
+    for article in articles:
+        enricher.enrich(article, when)
+    return len(articles) / (time.process_time() - start)
+
+
+def _stream(articles: list[dict]) -> tuple[float, float]:
+    """(articles/s of a worker process from its first output to its last, its peak RSS in MB)."""
+    infra = ensure_up()
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    contracts = load_contracts(ContractSettings().schemas_dir)
+    suffix = uuid.uuid4().hex[:8]
+    defaults = TopicSettings()
+    names = TopicSettings(**{f: f"{getattr(defaults, f)}.bench{suffix}" for f in TopicSettings.model_fields
+                             if f != "replication_factor"})  # fmt: skip
+    admin = make_admin(kafka, "bench")
+    apply_topics(admin, contracts, names)
+    codec = Codec.for_topic(contracts, "articles_raw")
+    producer = make_producer(kafka, "bench")
+    for article in articles:
+        value, headers = codec.encode(article)
+        producer.send(names.articles_raw, key=article["id"].encode(), value=value, headers=headers)
+    producer.flush()
+    producer.close()
+    env = dict(os.environ, PANTAU_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers, PANTAU_METRICS_PORT="0",
+               PANTAU_ENRICHER_GROUP=f"bench-{suffix}", PANTAU_LOG_LEVEL="WARNING")  # fmt: skip
+    env.update({f"PANTAU_TOPIC_{f.upper()}": getattr(names, f) for f in TopicSettings.model_fields
+                if f != "replication_factor"})  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        env["PANTAU_ENRICHER_DATA_DIR"] = tmp
+        worker = subprocess.Popen([sys.executable, "-m", "pantau.cli", "enricher", "run"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        consumer = make_consumer(kafka, "bench", group_id=None, topics=[names.articles_enriched])
+        timestamps = []
+        deadline = time.monotonic() + 300
+        while len(timestamps) < len(articles) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                timestamps += [r.timestamp / 1000 for r in batch]  # producer (worker) send times
+        status = Path(f"/proc/{worker.pid}/status").read_text()
+        peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        consumer.close()
+    admin.delete_topics([getattr(names, f) for f in TopicSettings.model_fields if f != "replication_factor"])
+    admin.close()
+    if len(timestamps) < len(articles):
+        raise RuntimeError(f"the worker enriched {len(timestamps)} of {len(articles)} articles in 300 s")
+    span = max(timestamps) - min(timestamps)
+    return (len(timestamps) - 1) / span, peak_kb / 1024
+
+
+def run() -> list[Figure]:
+    articles = realistic_articles()
+    pure = _pure(articles)
+    streamed, rss_mb = _stream(articles)
+    sizes = sorted(len(a["text"]) for a in articles)
+    note = f"{len(articles)} articles (70% id, 10% ms, 20% en), median {sizes[len(sizes) // 2]} chars"
+    return [
+        Figure("enricher pure enrich", pure, "articles/s/core", goal=100, note=note),
+        Figure("enricher worker (faust, real Kafka)", streamed, "articles/s", note="first to last output"),
+        Figure(
+            "enricher streaming overhead", max(0.0, 1 - streamed / pure) * 100, "%", goal=10, higher_is_better=False
+        ),
+        Figure("enricher worker peak RSS", rss_mb, "MB", goal=250, higher_is_better=False),
+    ]

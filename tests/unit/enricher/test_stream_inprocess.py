@@ -1,0 +1,90 @@
+"""Ring 2 (in-process): the faust agent with `test_context()`. Sends to the output and dead-letter
+topics are recorded instead of produced (the real ring runs the same agent through real Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from faust.types import TP
+
+from pantau.common.codec import Codec
+from pantau.common.dlq import read_provenance
+from pantau.common.errors import DeadLetterLimitExceeded
+from pantau.common.settings import DeadLetterSettings
+from pantau.enricher.stream import build_app
+from pantau.enricher.terms import TermMatcher, WatchedTerm
+
+
+def run_agent(contracts, messages, dlq_settings=None):
+    app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), dlq_settings=dlq_settings)
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    sent: list[tuple[str, dict]] = []
+
+    async def go():
+        for name, topic in app.pantau_topics.items():
+
+            async def record(*_, _name=name, **kwargs):
+                sent.append((_name, kwargs))
+
+            topic.send = record
+
+        def changelog(fut):  # the story table's writes: recorded when delivered, a moment later
+            def deliver():
+                sent.append(("stories", {"key": fut.message.key, "value": fut.message.value}))
+                fut.set_result(None)
+
+            asyncio.get_running_loop().call_later(0.01, deliver)
+
+        app.producer.send_soon = changelog
+        app.producer.key_partition = lambda topic, key: TP(topic, 0)
+        async with app.pantau_agent.test_context() as agent:
+            for key, value, headers in messages:
+                await agent.put(value, key=key, headers=headers)
+
+    asyncio.run(go())
+    return sent
+
+
+def raw_messages(contracts):
+    codec = Codec.for_topic(contracts, "articles_raw")
+    out = []
+    for path in contracts.examples("article-raw", 1):
+        article = json.loads(path.read_text(encoding="utf-8"))
+        value, headers = codec.encode(article)
+        out.append((article["id"].encode(), value, headers))
+    return out
+
+
+def test_valid_articles_are_enriched_and_validated(contracts):
+    sent = run_agent(contracts, raw_messages(contracts))
+    names = [name for name, _ in sent]
+    # Each article's story decision (its four bands) is delivered before the article is sent.
+    assert names == (["stories"] * 4 + ["enriched"]) * len(contracts.examples("article-raw", 1))
+    codec = Codec.for_topic(contracts, "articles_enriched")
+    enriched = [codec.decode(kw["value"], kw["headers"]) for name, kw in sent if name == "enriched"]
+    assert len(enriched) == len(contracts.examples("article-raw", 1))
+    kompas = next(e for e in enriched if e["source"]["id"] == "kompastv")
+    assert kompas["language"]["code"] == "id"
+    assert {"term": "amunisi", "count": kompas["text"].lower().count("amunisi"), "exact": False} in kompas["terms"]
+    assert "Q56226" in {c["id"] for c in kompas["canonical_entities"]}  # Kim Jong Un
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(contracts):
+    good = raw_messages(contracts)
+    poison = [(b"junk", b"\xff\xfe not json", []), (b"empty", b"", []), (b"wrong", b'{"id": 1}', [])]
+    sent = run_agent(contracts, [poison[0], good[0], poison[1], poison[2], good[1]])
+    assert [name for name, _ in sent if name != "stories"] == ["dlq", "enriched", "dlq", "dlq", "enriched"]
+    letters = [kw for name, kw in sent if name == "dlq"]
+    assert [kw["value"] for kw in letters] == [p[1] for p in poison]  # the original bytes
+    reasons = [read_provenance(kw["headers"])["reason"] for kw in letters]
+    assert "not UTF-8" in reasons[0] and "not JSON" in reasons[1] and "must contain" in reasons[2]
+
+
+def test_a_stage_whose_messages_all_fail_stops(contracts):
+    poison = [(b"k%d" % i, b"junk", []) for i in range(20)]
+    with pytest.raises(DeadLetterLimitExceeded):
+        run_agent(contracts, poison, DeadLetterSettings(max_ratio=0.5, window=10, min_messages=5))
