@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INFRA := PANTAU_PYTHON=$(CURDIR)/$(PY) bash deploy/local/infra.sh
 
-.PHONY: help setup infra-up infra-down infra-status test test-unit lint run bench compose-env compose-up clean
+.PHONY: help setup infra-up infra-down infra-status test test-unit lint run bench compose-env compose-up kibana-import clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -54,6 +54,14 @@ compose-env: ## Write .env for docker compose: pinned versions plus generated pa
 
 compose-up: compose-env ## Run the whole system from official images (needs Docker)
 	docker compose up -d --build
+
+KIBANA_URL ?= http://127.0.0.1:5601
+kibana-import: ## Import deploy/kibana/pantau.ndjson into a running Kibana (compose; KIBANA_URL, ELASTIC_PASSWORD from .env)
+	@set -a; [ -f .env ] && . ./.env; set +a; \
+	curl -fsS -X POST "$(KIBANA_URL)/api/saved_objects/_import?overwrite=true" -H "kbn-xsrf: pantau" \
+	  -u "elastic:$${ELASTIC_PASSWORD:?set ELASTIC_PASSWORD or run make compose-env}" \
+	  --form file=@deploy/kibana/pantau.ndjson | $(PYTHON) -c 'import json,sys; r=json.load(sys.stdin); \
+	  print("imported", r.get("successCount"), "objects"); sys.exit(0 if r.get("success") else 1)'
 
 clean: ## Remove the virtualenv and outputs (the download cache stays)
 	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info

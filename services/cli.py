@@ -93,6 +93,25 @@ def es_apply() -> None:
         click.echo(line)
 
 
+@es.command("retention")
+@click.option("--keep-months", type=int, default=None, help="Override PANTAU_ES_RETENTION_MONTHS.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, delete nothing.")
+def es_retention(keep_months: int | None, dry_run: bool) -> None:
+    """Delete monthly indices older than the retention (no ILM here: whole months are dropped).
+    Connect as the admin user; run it daily (a CronJob in deploy/k8s)."""
+    from pantau.common.es_io import apply_retention, make_client
+
+    _setup("es-retention")
+    settings = ElasticsearchSettings()
+    months = settings.retention_months if keep_months is None else keep_months
+    expired = apply_retention(make_client(settings), settings.index_prefix, months, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for name in expired:
+        click.echo(f"{verb} {name}")
+    if not expired:
+        click.echo(f"nothing older than {months} month(s)")
+
+
 # ---------------------------------------------------------------- dead letters
 @main.group()
 def dlq() -> None:
@@ -128,11 +147,13 @@ def dlq_replay(topic: str, limit: int | None, group: str) -> None:
 # ---------------------------------------------------------------- services
 from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
 from pantau.enricher.cli import enrich_cmd, enricher  # noqa: E402
+from pantau.indexer.cli import indexer  # noqa: E402
 
 main.add_command(crawl)
 main.add_command(extract_cmd)
 main.add_command(enrich_cmd)
 main.add_command(enricher)
+main.add_command(indexer)
 
 
 @main.group()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from pantau.common.indices import INDEX_KINDS, monthly_index, render_templates
+from pantau.common.indices import INDEX_KINDS, expired_indices, monthly_index, render_templates
 from pantau.common.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
@@ -86,3 +86,22 @@ def _matches(current: dict | None, wanted: dict) -> bool:
     if current is None:
         return False
     return all(_normalised(current.get(k)) == _normalised(v) for k, v in wanted.items())
+
+
+def apply_retention(client: Elasticsearch, prefix: str, keep_months: int, now: datetime | None = None,
+                    dry_run: bool = False) -> list[str]:  # fmt: skip
+    """Delete the monthly indices older than `keep_months` (see indices.expired_indices); returns them.
+    Needs the admin user (the indexer may not delete indices)."""
+    names = list(
+        client.indices.get(
+            index=f"{prefix}-*", expand_wildcards="open,closed", filter_path="*.settings.index.provided_name"
+        )
+    )
+    expired = expired_indices(names, prefix, now or datetime.now(UTC), keep_months)
+    if expired and not dry_run:
+        for (
+            name
+        ) in expired:  # one at a time: a wildcard or list delete may be refused by action.destructive_requires_name
+            client.indices.delete(index=name)
+            log.info("retention: deleted %s", name)
+    return expired

@@ -8,6 +8,7 @@ PANTAU_ES_INDEX_PREFIX); file `articles.json` in index_templates/ becomes templa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,22 @@ class RenderedTemplate:
 def monthly_index(prefix: str, kind: str, when: datetime) -> str:
     """The concrete index for a document whose immutable date is `when` (UTC month)."""
     return f"{prefix}-{kind}-{when:%Y.%m}"
+
+
+def expired_indices(names: list[str], prefix: str, now: datetime, keep_months: int) -> list[str]:
+    """Monthly indices (of every kind) whose month ended more than `keep_months` whole months before
+    `now`'s month: retention without ILM, one whole index at a time. Names that are not ours, or not
+    monthly, are never listed."""
+    pattern = re.compile(rf"{re.escape(prefix)}-(?:{'|'.join(INDEX_KINDS)})-(\d{{4}})\.(\d{{2}})")
+    current = now.year * 12 + now.month - 1
+    expired = []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and 1 <= int(match[2]) <= 12:
+            month = int(match[1]) * 12 + int(match[2]) - 1
+            if current - month > keep_months:
+                expired.append(name)
+    return sorted(expired)
 
 
 def read_alias(prefix: str, kind: str) -> str:

@@ -119,3 +119,43 @@ ENRICHER_MODEL_LOAD_SECONDS = Gauge(
     "Time the worker took to load its models (language, entities, stems) at start.",
     registry=REGISTRY,
 )
+
+# ---- indexer -------------------------------------------------------------------------------
+INDEXER_DOCUMENTS = Counter(
+    "pantau_indexer_documents_total",
+    "One outcome per consumed record: indexed, duplicate (Elasticsearch already had this revision or "
+    "a newer one) or dead_lettered.",
+    ["index", "outcome"],
+    registry=REGISTRY,
+)
+INDEXER_BULK_SECONDS = Histogram(
+    "pantau_indexer_bulk_seconds",
+    "Latency of one _bulk request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+INDEXER_BATCH_DOCUMENTS = Histogram(
+    "pantau_indexer_batch_documents",
+    "Documents per flushed batch.",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500),
+    registry=REGISTRY,
+)
+INDEXER_RETRIES = Counter(
+    "pantau_indexer_retries_total",
+    "Retries of documents after a transient failure, by reason (unreachable, 429, 5xx, item).",
+    ["reason"],
+    registry=REGISTRY,
+)
+INDEXER_LAG = Gauge(
+    "pantau_indexer_lag_records",
+    "Records behind the latest offset, per topic and partition owned by this worker.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+INDEXER_FRESHNESS_SECONDS = Histogram(
+    "pantau_indexer_freshness_seconds",
+    "At index time: now minus the article's published time (since=published) or crawl time (since=crawled).",
+    ["since"],
+    buckets=(1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
+    registry=REGISTRY,
+)

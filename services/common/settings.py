@@ -73,6 +73,12 @@ class ElasticsearchSettings(BaseSettings):
         "because the least-privilege roles grant `pantau-*` only.",
     )
     request_timeout_s: float = Field(30.0, description="Per-request timeout in seconds.")
+    retention_months: int = Field(
+        13,
+        ge=0,
+        description="`pantau es retention` deletes monthly indices whose month ended more than this many "
+        "whole months ago (13: a year back plus the same month last year for comparison).",
+    )
 
     @field_validator("index_prefix")
     @classmethod
@@ -158,6 +164,28 @@ class EnricherSettings(BaseSettings):
     table_replication_factor: int = Field(1, description="Replication factor of faust's internal topics.")
 
 
+class IndexerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_INDEXER_", extra="ignore")
+
+    group: str = Field("pantau-indexer", description="Consumer group the indexer workers share.")
+    batch_max_docs: int = Field(500, ge=1, description="A batch is sent once it holds this many documents ...")
+    batch_max_bytes: int = Field(5_000_000, ge=1024, description="... or this many bytes of _bulk body ...")
+    batch_max_wait_s: float = Field(0.2, gt=0, description="... or its oldest document waited this long.")
+    max_request_bytes: int = Field(
+        20_000_000,
+        ge=1024,
+        description="Largest _bulk body sent (Elasticsearch refuses bodies over http.max_content_length, "
+        "100 MB by default). A single document larger than this goes to the dead-letter topic.",
+    )
+    poll_timeout_ms: int = Field(200, ge=1, description="How long one poll waits for records.")
+    retry_initial_s: float = Field(0.2, gt=0, description="First delay before retrying a transient failure.")
+    retry_max_s: float = Field(10.0, gt=0, description="Cap of the delay between retries (retries never stop).")
+    shutdown_flush_s: float = Field(
+        20.0, description="On SIGTERM, how long the last flush may keep retrying before the worker lets go."
+    )
+    lag_interval_s: float = Field(10.0, gt=0, description="How often the lag behind the latest offsets is measured.")
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -167,4 +195,5 @@ SETTINGS_GROUPS = (
     DeadLetterSettings,
     CrawlerSettings,
     EnricherSettings,
+    IndexerSettings,
 )

@@ -1,0 +1,1 @@
+"""The indexer: `articles.enriched` and `alerts` into Elasticsearch, nothing lost, nothing doubled."""

@@ -1,0 +1,190 @@
+"""Indexer: documents per second of the indexer (consume, decode, validate, bulk, confirm, commit)
+against raw `_bulk` of the same documents on the same Elasticsearch in the same run (goal ≥ 0.9 of
+raw), and publish-to-searchable latency p50/p99 at a steady 100 articles/s (goal p99 ≤ 2 s)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from elasticsearch import Elasticsearch
+
+from pantau.common.codec import Codec
+from pantau.common.contracts import load_contracts
+from pantau.common.es_io import apply_templates, make_client
+from pantau.common.kafka_io import DeadLetterProducer, apply_topics, make_admin, make_consumer, make_producer
+from pantau.common.metrics import INDEXER_DOCUMENTS
+from pantau.common.settings import (
+    ContractSettings,
+    ElasticsearchSettings,
+    IndexerSettings,
+    KafkaSettings,
+    TopicSettings,
+)
+from pantau.common.shutdown import ShutdownFlag
+from pantau.indexer.bulk import Item, bulk_lines, chunks
+from pantau.indexer.documents import article_action
+from pantau.indexer.service import Indexer
+from tests.bench.figures import Figure
+from tests.infra import ensure_up
+
+THROUGHPUT_DOCS = 6000
+STEADY_RATE, STEADY_SECONDS = 100, 30
+
+
+def articles(contracts, count: int, tag: str) -> list[dict]:
+    base = json.loads(next(iter(contracts.examples("article-enriched", 1))).read_text(encoding="utf-8"))
+    out = []
+    for i in range(count):
+        article = copy.deepcopy(base)
+        article["id"] = hashlib.sha256(f"{tag}-{i}".encode()).hexdigest()
+        article["title"] = f"{base['title']} {i}"
+        article["first_seen_at"] = article["crawled_at"] = datetime.now(UTC).isoformat()
+        out.append(article)
+    return out
+
+
+def indexed() -> float:
+    return INDEXER_DOCUMENTS.labels("articles", "indexed")._value.get()
+
+
+@contextmanager
+def indexer(kafka, contracts, topics, es_settings, group):
+    settings = IndexerSettings(group=group)
+    consumer = make_consumer(kafka, "bench", group_id=group, max_poll_records=settings.batch_max_docs)
+    producer = make_producer(kafka, "bench")
+    shutdown = ShutdownFlag()
+    worker = Indexer(consumer, make_client(es_settings), DeadLetterProducer(producer, topics.dlq_indexer, "indexer"),
+                     contracts, topics, settings, es_settings.index_prefix, shutdown)  # fmt: skip
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        shutdown.request("bench over")
+        thread.join(60)
+        consumer.close()
+        producer.close()
+
+
+def _raw_bulk(admin: Elasticsearch, docs: list[dict], prefix: str) -> float:
+    """docs/s of plain _bulk requests of the same documents (same batch size) into another prefix."""
+    now = datetime.now(UTC)
+    items = [Item("t", 0, n, None, b"", [], article_action(doc, prefix, now)) for n, doc in enumerate(docs)]
+    batches = [
+        items[i : i + IndexerSettings().batch_max_docs] for i in range(0, len(items), IndexerSettings().batch_max_docs)
+    ]
+    started = time.perf_counter()
+    for batch in batches:
+        for chunk in chunks(batch, IndexerSettings().max_request_bytes):
+            response = admin.bulk(operations=b"".join(i.lines for i in chunk), filter_path="errors")
+            assert not response["errors"]
+    return len(items) / (time.perf_counter() - started)
+
+
+def run() -> list[Figure]:
+    infra = ensure_up()
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    contracts = load_contracts(ContractSettings().schemas_dir)
+    suffix = uuid.uuid4().hex[:8]
+    defaults = TopicSettings()
+    topics = TopicSettings(**{f: f"{getattr(defaults, f)}.bench{suffix}" for f in TopicSettings.model_fields
+                              if f != "replication_factor"})  # fmt: skip
+    kafka_admin = make_admin(kafka, "bench")
+    apply_topics(kafka_admin, contracts, topics)
+    prefix, raw_prefix = f"pantau-bench{suffix}", f"pantau-benchraw{suffix}"
+    es = {user: ElasticsearchSettings(url=infra.es_url, username=user, password=infra.password(user),
+                                      index_prefix=prefix) for user in ("pantau_admin", "pantau_indexer")}  # fmt: skip
+    admin = make_client(es["pantau_admin"])
+    es_dir = ContractSettings().schemas_dir / "elasticsearch"
+    apply_templates(admin, es_dir, prefix)
+    apply_templates(admin, es_dir, raw_prefix)
+    codec = Codec.for_topic(contracts, "articles_enriched")
+    try:
+        # 1. Throughput: a backlog of documents, from offset zero to the last one confirmed.
+        docs = articles(contracts, THROUGHPUT_DOCS, f"bench-{suffix}")
+        producer = make_producer(kafka, "bench")
+        for doc in docs:
+            value, headers = codec.encode(doc)
+            producer.send(topics.articles_enriched, key=doc["id"].encode(), value=value, headers=headers)
+        producer.flush()
+        raw_rate = _raw_bulk(admin, docs, raw_prefix)
+        start_count = indexed()
+        with indexer(kafka, contracts, topics, es["pantau_indexer"], f"bench-{suffix}"):
+            started = None
+            deadline = time.monotonic() + 300
+            while indexed() - start_count < THROUGHPUT_DOCS and time.monotonic() < deadline:
+                if started is None and indexed() > start_count:
+                    started = time.perf_counter() - 0.001
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            done = indexed() - start_count
+            indexer_rate = done / elapsed
+
+            # 2. Latency: a steady 100 articles/s; each id polled until a search finds it.
+            steady = articles(contracts, STEADY_RATE * STEADY_SECONDS, f"steady-{suffix}")
+            sent_at: dict[str, float] = {}
+            latencies: list[float] = []
+            stop = threading.Event()
+
+            def watch() -> None:
+                while not stop.is_set() or sent_at:
+                    pending = list(sent_at)[:500]
+                    if pending:
+                        hits = admin.search(index=f"{prefix}-articles", query={"ids": {"values": pending}},
+                                            source=False, size=len(pending))["hits"]["hits"]  # fmt: skip
+                        now = time.perf_counter()
+                        for hit in hits:
+                            latencies.append(now - sent_at.pop(hit["_id"]))
+                    time.sleep(0.02)
+                    if stop.is_set() and time.perf_counter() > stop_deadline:
+                        break
+
+            stop_deadline = float("inf")
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            begin = time.perf_counter()
+            for n, doc in enumerate(steady):
+                target = begin + n / STEADY_RATE
+                while time.perf_counter() < target:
+                    time.sleep(0.001)
+                value, headers = codec.encode(doc)
+                sent_at[doc["id"]] = time.perf_counter()
+                producer.send(topics.articles_enriched, key=doc["id"].encode(), value=value, headers=headers)
+                producer.flush()  # published means acknowledged by the broker
+            stop_deadline = time.perf_counter() + 30
+            stop.set()
+            watcher.join(60)
+        producer.close()
+    finally:
+        for name in list(admin.indices.get(index=f"{prefix}-*,{raw_prefix}-*")):
+            admin.indices.delete(index=name)
+        kafka_admin.delete_topics([getattr(topics, f) for f in TopicSettings.model_fields if f != "replication_factor"])
+        kafka_admin.close()
+    latencies.sort()
+    missing = STEADY_RATE * STEADY_SECONDS - len(latencies)
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    note = (
+        f"{THROUGHPUT_DOCS} docs of ~{len(bulk_lines(article_action(docs[0], prefix, datetime.now(UTC)))) // 1024} KiB"
+    )
+    return [
+        Figure("indexer throughput", indexer_rate, "docs/s", note=note),
+        Figure("raw _bulk, same docs", raw_rate, "docs/s", note="same batch size, same server, same run"),
+        Figure("indexer / raw _bulk", indexer_rate / raw_rate, "ratio", goal=0.9),
+        Figure("publish→searchable p50", p50, "s", note=f"steady {STEADY_RATE}/s for {STEADY_SECONDS} s"),
+        Figure(
+            "publish→searchable p99",
+            p99,
+            "s",
+            goal=2.0,
+            higher_is_better=False,
+            note=f"{missing} of {STEADY_RATE * STEADY_SECONDS} never seen",
+        ),
+    ]
