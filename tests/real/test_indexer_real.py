@@ -9,10 +9,13 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -150,6 +153,13 @@ def test_exact_counts_revisions_dead_letters_and_a_replay_from_zero(
 
     junk = {b"not-json": b"{oops", b"not-schema": json.dumps({"id": "x"}).encode()}
     produce(kafka_settings, contracts, applied_topics.articles_enriched, [*articles, newer, stale, *drifted], junk)
+    alert = json.loads(next(iter(contracts.examples("alert", 1))).read_text(encoding="utf-8"))
+    alert_codec = Codec.for_topic(contracts, "alerts")
+    alert_producer = make_producer(kafka_settings, "tests")
+    alert_producer.send(applied_topics.alerts, key=alert["incident_id"].encode(), value=alert_codec.encode(alert)[0],
+                        headers=alert_codec.encode(alert)[1])  # fmt: skip
+    alert_producer.flush()
+    alert_producer.close()
     before = outcomes()
     with running_indexer(infra, kafka_settings, contracts, applied_topics, es_prefix, f"idx-{unique}"):
         wait_for(lambda: outcomes()["indexed"] - before["indexed"] >= 63, 60, "63 documents indexed")
@@ -161,6 +171,9 @@ def test_exact_counts_revisions_dead_letters_and_a_replay_from_zero(
     assert count(admin_es, es_prefix) == 62
     doc = admin_es.get(index=f"{es_prefix}-articles-2026.11", id=articles[0]["id"])
     assert doc["_version"] == 2 and doc["_source"]["title"] == "Revisi kedua"  # the older revision lost
+    admin_es.indices.refresh(index=f"{es_prefix}-alerts")
+    alerts = admin_es.search(index=f"{es_prefix}-alerts", query={"term": {"incident_id": alert["incident_id"]}})
+    assert [hit["_source"]["watch_key"] for hit in alerts["hits"]["hits"]] == [alert["watch"]["key"]]
 
     letters = dead_letters(kafka_settings, applied_topics.dlq_indexer, 4)
     reasons = {r.key: read_provenance(record_headers(r))["reason"] for r in letters}
@@ -205,13 +218,27 @@ def group_offsets(kafka_settings, group: str, topic: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
 
 
-def start_indexer_process(infra, kafka_settings, topics, prefix, group, es_url, port_log) -> subprocess.Popen:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def start_indexer_process(infra, kafka_settings, topics, prefix, group, es_url, port_log, port=0) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
         "PANTAU_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
         "PANTAU_ES_URL": es_url, "PANTAU_ES_USERNAME": "pantau_indexer",
         "PANTAU_ES_PASSWORD": infra.password("pantau_indexer"), "PANTAU_ES_INDEX_PREFIX": prefix,
-        "PANTAU_INDEXER_GROUP": group, "PANTAU_INDEXER_BATCH_MAX_WAIT_S": "0.2", "PANTAU_METRICS_PORT": "0",
+        "PANTAU_INDEXER_GROUP": group, "PANTAU_INDEXER_BATCH_MAX_WAIT_S": "0.2", "PANTAU_METRICS_PORT": str(port),
         "PANTAU_INDEXER_RETRY_MAX_S": "1", "PANTAU_LOG_FORMAT": "text",
     })  # fmt: skip
     for field in type(topics).model_fields:
@@ -255,19 +282,22 @@ def test_elasticsearch_stopped_mid_stream_then_back(
 ):
     first, second = enriched_articles(contracts, 30), enriched_articles(contracts, 60)[30:]
     produce(kafka_settings, contracts, applied_topics.articles_enriched, first)
-    group, log = f"idx-{unique}", tmp_path / "indexer.log"
-    worker = start_indexer_process(infra, kafka_settings, applied_topics, es_prefix, group, infra.es_url, log)
+    group, log, port = f"idx-{unique}", tmp_path / "indexer.log", free_port()
+    worker = start_indexer_process(infra, kafka_settings, applied_topics, es_prefix, group, infra.es_url, log, port)
     try:
         wait_for(lambda: count(admin_es, es_prefix) == 30, 60, "the first 30 documents")
+        assert ready(port)
         with log.open("a") as marker:
             marker.write("=== test: stopping Elasticsearch ===\n")
         stop_server("elasticsearch")
         produce(kafka_settings, contracts, applied_topics.articles_enriched, second)
         time.sleep(8)  # well past the poll interval and several retries: the worker must stay in its group
         assert worker.poll() is None, log.read_text()[-2000:]
+        assert not ready(port)  # /readyz tells the orchestrator Elasticsearch is out of reach
         ensure_up()
         wait_for(lambda: group_offsets(kafka_settings, group, applied_topics.articles_enriched) == 60, 120,
                  "every record committed after Elasticsearch came back")  # fmt: skip
+        wait_for(lambda: ready(port), 30, "/readyz to be true again")
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(60)
