@@ -1,8 +1,9 @@
 """Named entities (PER, ORG, LOC) in an article, linked to canonical ids where the gazetteer knows them. Pure.
 
-Indonesian: a CRF (python-crfsuite, `models/ner-id.crfsuite`, trained by `train_ner`) finds mentions; the gazetteer
-(`data/gazetteer.json`, built by `build_gazetteer`) links them to canonical ids and adds the aliases the model
-missed. English: the gazetteer plus capitalisation-and-context rules. Other languages: the gazetteer alone.
+Indonesian: a CRF (python-crfsuite, `models/ner-id.crfsuite`, trained by `train_ner`; among its features, the word
+clusters of `models/ner-clusters.tsv.gz`, learned from unlabelled news by `build_clusters`) finds mentions; the
+gazetteer (`data/gazetteer.json`, built by `build_gazetteer`) links them to canonical ids and adds the aliases the
+model missed. English: the gazetteer plus capitalisation-and-context rules. Other languages: the gazetteer alone.
 
 Offsets are exact character offsets into the field they came from. Both the model and the gazetteer are loaded
 lazily, once per process, on the first call; after that a call does no I/O. Nothing here raises on any `str` input:
@@ -11,6 +12,7 @@ hostile text (binary junk, emoji, right-to-left scripts, megabytes) costs time l
 from __future__ import annotations
 
 import bisect
+import gzip
 import json
 import re
 from collections import Counter
@@ -29,6 +31,7 @@ from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFacto
 HERE = Path(__file__).resolve().parent
 GAZETTEER_PATH = HERE / "data" / "gazetteer.json"
 MODEL_PATH = HERE / "models" / "ner-id.crfsuite"
+CLUSTERS_PATH = HERE / "models" / "ner-clusters.tsv.gz"
 TYPES = ("PER", "ORG", "LOC")
 MODEL_MAX_CHARS = 50_000  # per field; news is far shorter, beyond this is junk, which the gazetteer alone reads
 MAX_SENTENCE_TOKENS = 150  # bounds the decoder's grid on text without sentence punctuation
@@ -188,12 +191,26 @@ def shape(word: str) -> str:
     return _RUNS.sub(r"\1", "".join(chars))
 
 
+@cache
+def clusters() -> dict[str, tuple[str, str, str, str]]:
+    """Lowercased word → (coarse, mid, fine cluster, capitalisation habit), learned from unlabelled news by
+    `build_clusters`."""
+    with gzip.open(CLUSTERS_PATH, "rt", encoding="utf-8") as f:
+        rows = (line.rstrip("\n").split("\t") for line in f)
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+
+_NO_CLUSTER = ("-", "-", "-", "-")
+
+
 def word_features(word: str) -> tuple[list[str], dict[int, list[str]]]:
     """(features of the word itself, features it lends its neighbour at each context offset)."""
     core = word[1:-1] if len(word) > 2 and word[0] == "(" and word[-1] == ")" else word
     low, form = core.lower(), shape(core)
+    coarse, mid, fine, cap = clusters().get(low, _NO_CLUSTER)
     own = ["b", "w:" + low, "s:" + form, "p2:" + low[:2], "p3:" + low[:3], "x2:" + low[-2:], "x3:" + low[-3:],
-           "x4:" + low[-4:], "n:" + str(min(len(core), 8))]  # fmt: skip
+           "x4:" + low[-4:], "n:" + str(min(len(core), 8)), "c1:" + coarse, "c2:" + mid, "c3:" + fine,
+           "cap:" + cap, "sc:" + form[:2] + cap]  # fmt: skip
     if core is not word:
         own.append("paren")
     cue = CUES.get(low)
@@ -204,11 +221,13 @@ def word_features(word: str) -> tuple[list[str], dict[int, list[str]]]:
         own.append("dict" if core[:1].islower() else "dictC")
     context = {}
     for offset in CONTEXT:
-        feats = [f"{offset}w:{low}", f"{offset}s:{form}"]
+        feats = [f"{offset}w:{low}", f"{offset}s:{form}", f"{offset}c1:{coarse}", f"{offset}sc:{form[:2]}{cap}"]
         if cue:
             feats.append(f"{offset}k:{cue}")
         if abs(offset) == 1:
             feats.append(f"{offset}x3:{low[-3:]}")
+            feats.append(f"{offset}c2:{mid}")
+            feats.append(f"{offset}c3:{fine}")
             if common:
                 feats.append(f"{offset}dict")
         context[offset] = feats
