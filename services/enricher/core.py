@@ -8,7 +8,7 @@ story fingerprint and story id (through the StoryIndex port)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ class Enricher:
         return {
             **raw,
             "language": {"code": language.code, "probability": round(language.probability, 4)},
-            "entities": [asdict(m) for m in mentions][:5000],
+            "entities": [m.as_dict() for m in mentions[:5000]],
             "canonical_entities": canonical_entities(mentions)[:1000],
             "terms": self.terms.match(title_tokens + text_tokens, title_stems + text_stems, code),
             "stems": {"title": " ".join(title_stems), "text": " ".join(text_stems), "stemmer": stemmer_name(code)},

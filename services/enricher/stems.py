@@ -3,12 +3,16 @@ the articles a search on the stemmed field shows. Pure.
 
 Indonesian and Malay: PySastrawi (affixes and clitics: "amunisinya" → "amunisi"). English: the
 Snowball stemmer (PyStemmer). Other languages: lowercased tokens. Stemming is cached per word form:
-news repeats its vocabulary, and Sastrawi is slow on a cold word."""
+news repeats its vocabulary, and Sastrawi is slow on a cold word (a third of a millisecond). The cache
+starts from a lexicon of Sastrawi's own stems for common news word forms (`models/stems-id.tsv.gz`,
+built by `python -m pantau.enricher.build_stems`), so a fresh worker is fast from its first article."""
 
 from __future__ import annotations
 
+import gzip
 import re
-from functools import lru_cache
+import threading
+from pathlib import Path
 
 import Stemmer
 from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
@@ -16,15 +20,53 @@ from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 TOKEN = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
 MAX_WORD_CHARS = 40  # longer "words" are junk (URLs, base64); kept lowercased, not stemmed
 
+LEXICON_PATH = Path(__file__).resolve().parent / "models" / "stems-id.tsv.gz"
+# Word forms stemmed at run time beyond the lexicon; past this the cache is cleared back to the
+# lexicon (a bound on memory; news vocabulary refills it within minutes).
+MAX_LEARNED_FORMS = 200_000
+
 _sastrawi = StemmerFactory().create_stemmer(isDev=False)
 _snowball = Stemmer.Stemmer("english")
+_cache: dict[str, str] = {}
+_lexicon_size = 0
+_lock = threading.Lock()
 
 
-@lru_cache(maxsize=200_000)
-def _sastrawi_word(word: str) -> str:
+def sastrawi_stem(word: str) -> str:
+    """Sastrawi's stem of one lowercased word form, uncached."""
+    if "-" in word:  # Sastrawi drops hyphenated reduplication ("negara-negara" → "negara") itself
+        return _sastrawi.stem(word) or word
     if len(word) > MAX_WORD_CHARS or not word.isalpha():
         return word
     return _sastrawi.stem(word) or word
+
+
+def load_lexicon(path: Path = LEXICON_PATH) -> int:
+    """Fill the stem cache from the lexicon (once per process); returns how many forms it holds."""
+    global _lexicon_size
+    with _lock:
+        if _lexicon_size:
+            return _lexicon_size
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                form, _, stem = line.rstrip("\n").partition("\t")
+                _cache[form] = stem or form
+        _lexicon_size = len(_cache)
+    return _lexicon_size
+
+
+def _sastrawi_word(word: str) -> str:
+    stem = _cache.get(word)
+    if stem is None:
+        if not _lexicon_size:
+            load_lexicon()
+            return _sastrawi_word(word)
+        if len(_cache) > _lexicon_size + MAX_LEARNED_FORMS:
+            with _lock:
+                for form in list(_cache)[_lexicon_size:]:  # dicts keep insertion order: the lexicon comes first
+                    del _cache[form]
+        stem = _cache[word] = sastrawi_stem(word)
+    return stem
 
 
 def stemmer_name(language: str) -> str:
@@ -42,11 +84,7 @@ def tokens(text: str) -> list[str]:
 def stem_tokens(words: list[str], language: str) -> list[str]:
     """Stems of already lowercased tokens."""
     if language in ("id", "ms"):
-        out = []
-        for word in words:
-            # Sastrawi drops hyphenated reduplication ("negara-negara" → "negara") itself.
-            out.append(_sastrawi_word(word) if "-" not in word else _sastrawi.stem(word) or word)
-        return out
+        return [_sastrawi_word(word) for word in words]
     if language == "en":
         return _snowball.stemWords(words)
     return list(words)

@@ -131,3 +131,17 @@ def test_a_replay_keeps_its_recorded_story_whatever_arrived_since():
 def test_fingerprint_of_nothing():
     assert simhash("") == 0
     assert isinstance(simhash("🚀"), int)
+
+
+def test_the_stem_lexicon_is_sastrawis_own_stems():
+    import gzip
+    import random
+
+    from pantau.enricher.stems import LEXICON_PATH, load_lexicon, sastrawi_stem
+
+    with gzip.open(LEXICON_PATH, "rt", encoding="utf-8") as lines:
+        rows = [line.rstrip("\n").partition("\t") for line in lines]
+    assert len(rows) > 20_000 and load_lexicon() == len(rows)
+    for form, _, stem in random.Random(0).sample(rows, 300):
+        assert sastrawi_stem(form) == (stem or form), form  # a PySastrawi upgrade must rebuild the lexicon
+    assert stem_tokens(["amunisinya", "negara-negara", "pemerintahan"], "id") == ["amunisi", "negara", "perintah"]
