@@ -72,7 +72,8 @@ def crawl_run(sources_file: Path | None, until_idle: bool) -> None:
         codec = Codec.for_topic(ctx.contracts, "articles_raw")
         producer = ctx.producer(max_block_ms=10_000)
         stats = asyncio.run(run_service(sources, settings, producer, TopicSettings().articles_raw, codec,
-                                        ctx.shutdown, ctx.health, until_idle))  # fmt: skip
+                                        ctx.shutdown, ctx.health, until_idle,
+                                        renew_producer=lambda: ctx.producer(max_block_ms=10_000)))  # fmt: skip
         producer.close()
         click.echo(f"polls {stats.polls}, published {stats.published}", err=True)
 

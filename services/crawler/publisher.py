@@ -3,12 +3,17 @@
 Contract: `publish` records the article as pending *before* sending and as published only after
 Kafka acknowledged it; a failed or timed-out send leaves it pending, and `resend_pending` sends
 it again later — so Kafka being down for minutes loses nothing. Sends run in a worker thread so
-the crawler's event loop never blocks on the broker."""
+the crawler's event loop never blocks on the broker.
+
+A producer whose sends keep failing although the broker answers again (after a broker restart an
+idempotent kafka-python producer can stay stuck on batches of unknown outcome) is replaced by a new
+one from `renew`: resending pending articles is at-least-once, and every consumer is idempotent by id."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaProducer
@@ -20,16 +25,27 @@ from pantau.common.metrics import CRAWLER_PENDING, CRAWLER_PRODUCE_ERRORS
 from pantau.crawler.state import CrawlState
 
 log = logging.getLogger(__name__)
+RENEW_AFTER_FAILURES = 3  # consecutive failed sends, with the broker reachable, before a new producer
 
 
 class Publisher:
-    def __init__(self, producer: KafkaProducer, topic: str, codec: Codec, state: CrawlState, ack_timeout_s: float = 60):
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        topic: str,
+        codec: Codec,
+        state: CrawlState,
+        ack_timeout_s: float = 60,
+        renew: Callable[[], KafkaProducer] | None = None,
+    ):
         self.producer = producer
         self.topic = topic
         self.codec = codec
         self.state = state
         self.ack_timeout_s = ack_timeout_s
+        self.renew = renew
         self.last_send_ok = True
+        self.failures = 0
 
     def _send_and_wait(self, message: dict[str, Any]) -> None:
         value, headers = self.codec.encode(message)
@@ -46,10 +62,14 @@ class Publisher:
             await asyncio.get_running_loop().run_in_executor(None, self._send_and_wait, message)
         except KafkaError as exc:
             self.last_send_ok = False
+            self.failures += 1
             CRAWLER_PRODUCE_ERRORS.inc()
             log.warning("send failed; the article stays pending", extra={"id": message["id"], "error": repr(exc)})
+            if self.renew is not None and self.failures >= RENEW_AFTER_FAILURES and self._broker_answers():
+                await asyncio.get_running_loop().run_in_executor(None, self._renew)
             return False
         self.last_send_ok = True
+        self.failures = 0
         self.state.acknowledged(message, frontier_url)
         CRAWLER_PENDING.set(self.state.pending_count())
         return True
@@ -64,7 +84,15 @@ class Publisher:
                 break  # the broker is still away; try again later
         return sent
 
+    def _broker_answers(self) -> bool:
+        servers = self.producer.config["bootstrap_servers"]
+        return broker_reachable([servers] if isinstance(servers, str) else list(servers))
+
+    def _renew(self) -> None:
+        log.warning("the broker answers, sends keep failing: a new producer", extra={"failures": self.failures})
+        old, self.producer, self.failures = self.producer, self.renew(), 0
+        old.close(timeout=0)
+
     def ready(self) -> bool:
         """Kafka answers a connection and the last send was acknowledged."""
-        servers = self.producer.config["bootstrap_servers"]
-        return self.last_send_ok and broker_reachable([servers] if isinstance(servers, str) else list(servers))
+        return self.last_send_ok and self._broker_answers()

@@ -295,11 +295,13 @@ async def run_service(
     shutdown: ShutdownFlag,
     health: Health | None = None,
     until_idle: bool = False,
+    renew_producer=None,
 ) -> RunStats:
-    """Composition root: wires the client, state, publisher and WARC output, runs, closes in order."""
+    """Composition root: wires the client, state, publisher and WARC output, runs, closes in order.
+    `renew_producer` builds a replacement producer (see Publisher)."""
     state = CrawlState(settings.state_file)
     warc = WarcOutput(settings.warc_dir, settings.warc_max_bytes) if settings.warc_dir else None
-    publisher = Publisher(producer, topic, codec, state)
+    publisher = Publisher(producer, topic, codec, state, renew=renew_producer)
     if health is not None:
         health.add_check("kafka", publisher.ready)
     try:
@@ -307,7 +309,7 @@ async def run_service(
             crawler = Crawler(sources, settings, client, state, publisher, health, warc)
             return await crawler.run(shutdown, until_idle=until_idle)
     finally:
-        await asyncio.get_running_loop().run_in_executor(None, producer.flush)
+        await asyncio.get_running_loop().run_in_executor(None, publisher.producer.flush)
         if warc is not None:
             warc.close()
         state.close()

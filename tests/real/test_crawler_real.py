@@ -49,13 +49,14 @@ def settings_for(tmp_path, **extra) -> CrawlerSettings:
     return CrawlerSettings(**{**defaults, "total_timeout_s": 5, **extra})
 
 
-def crawl(site, settings, kafka_settings, topic, contracts, stop_after_published=None, producer=None):
+def crawl(site, settings, kafka_settings, topic, contracts, stop_after_published=None, producer=None, renew=None):
     producer = producer or make_producer(kafka_settings, "crawler-test")
     shutdown = ShutdownFlag()
 
     async def go():
         if stop_after_published is None:
-            return await run_service(sources_for(site), settings, producer, topic, codec, shutdown, until_idle=True)
+            return await run_service(sources_for(site), settings, producer, topic, codec, shutdown, until_idle=True,
+                                     renew_producer=renew)  # fmt: skip
 
         async def watch():
             import sqlite3
@@ -184,9 +185,12 @@ def test_kafka_down_mid_crawl_loses_nothing(site, tmp_path, kafka_settings, cont
 
     saboteur = threading.Thread(target=outage, daemon=True)
     saboteur.start()
-    producer = make_producer(kafka_settings, "crawler-test", delivery_timeout_ms=5000, request_timeout_ms=3000,
+    def new_producer():
+        return make_producer(kafka_settings, "crawler-test", delivery_timeout_ms=5000, request_timeout_ms=3000,
                              max_block_ms=3000)  # fmt: skip
-    crawl(site, settings, kafka_settings, applied_topics.articles_raw, contracts, producer=producer)
+
+    crawl(site, settings, kafka_settings, applied_topics.articles_raw, contracts, producer=new_producer(),
+          renew=new_producer)  # fmt: skip
     saboteur.join(120)
     assert pending_seen and pending_seen[0] > 0  # the outage really held articles back
     messages = published(kafka_settings, contracts, applied_topics.articles_raw, len(site.articles))
