@@ -27,6 +27,14 @@ while IFS= read -r line; do
   echo "[run] starting $name: $command (log: out/logs/$name.log)"
   bash -c "exec env $command" >"out/logs/$name.log" 2>&1 &
   names+=("$name") pids+=($!)
+  if [ "$name" = demo-site ]; then
+    # The crawler must not meet a site that is not listening yet: an unreachable robots.txt means
+    # "everything disallowed" (RFC 9309) for the next ten minutes.
+    for _ in $(seq 50); do
+      python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8808/robots.txt", timeout=1)' 2>/dev/null && break
+      sleep 0.2
+    done
+  fi
 done <"$here/Procfile"
 
 if [ ${#pids[@]} -eq 0 ]; then
