@@ -47,6 +47,12 @@ def parse_schema_tag(tag: str) -> tuple[str, int]:
     return name, int(version)
 
 
+@cache
+def _schema_file_exists(path: Path) -> bool:
+    """Once per schema version, not a file-system lookup per message (schemas ship with the code)."""
+    return path.is_file()
+
+
 @dataclass(frozen=True)
 class Codec:
     """Encodes and decodes one topic's messages. Tombstones (None) pass only for compacted topics."""
@@ -101,6 +107,9 @@ class Codec:
         self.validate(message, version)
         return message
 
+    def _known_version(self, name: str, version: int) -> bool:
+        return _schema_file_exists(self.contracts.schema_path(name, version))
+
     def _version_from(self, headers: Headers | None) -> int:
         for key, raw in headers or ():
             if key != SCHEMA_HEADER:
@@ -111,7 +120,7 @@ class Codec:
                 raise InvalidMessage(self.schema, self.version, "(header)", str(exc)) from None
             if name != self.schema:
                 raise InvalidMessage(self.schema, self.version, "(header)", f"message is a {name}")
-            if not self.contracts.schema_path(name, version).is_file():
+            if not self._known_version(name, version):
                 raise InvalidMessage(self.schema, version, "(header)", "unknown schema version")
             return version
         return self.version

@@ -114,7 +114,10 @@ def run() -> list[Figure]:
             value, headers = codec.encode(doc)
             producer.send(topics.articles_enriched, key=doc["id"].encode(), value=value, headers=headers)
         producer.flush()
-        raw_rate = _raw_bulk(admin, docs, raw_prefix)
+        # Elasticsearch warms up (JIT, caches) on the first thousands of documents: warm it, then take
+        # raw _bulk before and after the indexer's run and compare with the better of the two.
+        _raw_bulk(admin, articles(contracts, 2000, f"warm-{suffix}"), raw_prefix)
+        raw_rates = [_raw_bulk(admin, docs, raw_prefix)]
         start_count = indexed()
         with indexer(kafka, contracts, topics, es["pantau_indexer"], f"bench-{suffix}"):
             started = None
@@ -126,6 +129,8 @@ def run() -> list[Figure]:
             elapsed = time.perf_counter() - started
             done = indexed() - start_count
             indexer_rate = done / elapsed
+            raw_rates.append(_raw_bulk(admin, articles(contracts, THROUGHPUT_DOCS, f"raw2-{suffix}"), raw_prefix))
+            raw_rate = max(raw_rates)
 
             # 2. Latency: a steady 100 articles/s; each id polled until a search finds it.
             steady = articles(contracts, STEADY_RATE * STEADY_SECONDS, f"steady-{suffix}")
@@ -176,7 +181,12 @@ def run() -> list[Figure]:
     )
     return [
         Figure("indexer throughput", indexer_rate, "docs/s", note=note),
-        Figure("raw _bulk, same docs", raw_rate, "docs/s", note="same batch size, same server, same run"),
+        Figure(
+            "raw _bulk, same docs",
+            raw_rate,
+            "docs/s",
+            note=f"same batch size and server; the better of {raw_rates[0]:.0f} before and {raw_rates[1]:.0f} after",
+        ),
         Figure("indexer / raw _bulk", indexer_rate / raw_rate, "ratio", goal=0.9),
         Figure("publish→searchable p50", p50, "s", note=f"steady {STEADY_RATE}/s for {STEADY_SECONDS} s"),
         Figure(
