@@ -185,6 +185,7 @@ def test_kafka_down_mid_crawl_loses_nothing(site, tmp_path, kafka_settings, cont
 
     saboteur = threading.Thread(target=outage, daemon=True)
     saboteur.start()
+
     def new_producer():
         return make_producer(kafka_settings, "crawler-test", delivery_timeout_ms=5000, request_timeout_ms=3000,
                              max_block_ms=3000)  # fmt: skip
