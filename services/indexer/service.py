@@ -21,6 +21,7 @@ from elastic_transport import ConnectionError as EsConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError
 from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from pantau.common.backoff import Backoff
@@ -80,8 +81,8 @@ class Indexer:
         self.ledger = OffsetLedger()
         self.backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
         self.owned: set[tuple[str, int]] = set()
+        self.revoked_pending: set[tuple[str, int]] = set()
         self.paused = False
-        self.flushing = False
         self.inflight: tuple[list[Item], Future] | None = None
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
         self.es_ok = True
@@ -152,7 +153,7 @@ class Indexer:
             INDEXER_BATCH_DOCUMENTS.observe(len(items))
             self.inflight = (items, self.sender.submit(self._request_all, items))
 
-    def settle_inflight(self, deadline: float | None = None, retry: bool = True) -> None:
+    def settle_inflight(self, deadline: float | None = None) -> None:
         if self.inflight is None:
             return
         _items, future = self.inflight
@@ -161,39 +162,38 @@ class Indexer:
         for chunk, answer in future.result():
             pending += self._apply(chunk, answer)
         if pending:
-            self._settle(pending, deadline, retry)
+            self._settle(pending, deadline)
 
-    def flush(self, deadline: float | None = None, retry: bool = True) -> None:
+    def flush(self, deadline: float | None = None) -> None:
         """Settle the bulk in flight, then send the batch and settle it: retry transient failures
-        (paused, polling) until every item is confirmed, or until `deadline`, or once only when
-        `retry` is False (inside a rebalance callback)."""
-        self.settle_inflight(deadline, retry)
+        (paused, polling) until every item is confirmed, or until `deadline`."""
+        self.settle_inflight(deadline)
         items = self.batch.take()
         if items:
             INDEXER_BATCH_DOCUMENTS.observe(len(items))
-            self._settle(items, deadline, retry)
+            self._settle(items, deadline)
 
-    def _settle(self, items: list[Item], deadline: float | None, retry: bool) -> None:
-        self.flushing = True
+    def _settle(self, items: list[Item], deadline: float | None) -> None:
         attempt = 0
         try:
             while items:
                 pending: list[Item] = []
                 for chunk in chunks(items, self.settings.max_request_bytes):
                     pending += self._send(chunk)
-                items = [i for i in pending if (i.topic, i.partition) in self.owned]  # revoked: the new owner's now
-                if not items or not retry or (deadline is not None and self.clock() >= deadline):
+                items = [i for i in pending if (i.topic, i.partition) in self.owned]  # lost: the new owner's now
+                if self.shutdown.requested and deadline is None:  # SIGTERM during an outage: a bounded drain
+                    deadline = self.clock() + self.settings.shutdown_flush_s
+                if not items or (deadline is not None and self.clock() >= deadline):
                     break
                 if attempt & (attempt - 1) == 0:  # 0, 1, 2, 4, 8, ...: an outage does not flood the log
                     log.warning("%d document(s) to retry (attempt %d)", len(items), attempt + 1)
                 self._wait_paused(self.backoff.delay(attempt), deadline)
                 attempt += 1
         finally:
-            self.flushing = False
             if self.paused:
                 self.consumer.resume(*self.consumer.paused())
                 self.paused = False
-        if items:  # not confirmed yet (one-shot flush, or the shutdown deadline): next flush's
+        if items:  # not confirmed by the shutdown deadline: uncommitted, read again after the restart
             log.warning("%d document(s) not confirmed yet; their offsets stay uncommitted", len(items))
             for item in items:
                 self.batch.add(item, self.clock())
@@ -284,40 +284,74 @@ class Indexer:
         points = {tp: off for tp, off in points.items() if tp in self.owned}
         if not points:
             return
-        self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(off, "", -1) for (t, p), off in points.items()})
+        try:
+            self.consumer.commit(
+                {TopicPartition(t, p): OffsetAndMetadata(off, "", -1) for (t, p), off in points.items()}
+            )
+        except KafkaError as exc:  # a rebalance in progress, a stale generation, no coordinator: next time
+            log.warning("commit refused, will commit again after the next poll: %r", exc)
+            return
         self.ledger.committed(points)
 
     def _dead_letter(self, item: Item, error: Exception) -> None:
-        topic_id = self.routes[item.topic][0]
-        provenance = Provenance(item.topic, item.partition, item.offset, SERVICE)
-        self.dead_letters.send(item.key, item.value, error, provenance, item.headers, source_topic_id=topic_id)
+        self._send_dead_letter(item.topic, item.partition, item.offset, item.key, item.value, item.headers, error)
         INDEXER_DOCUMENTS.labels(item.action.index.split("-")[-2], "dead_lettered").inc()
         self.ledger.confirm(item.topic, item.partition, item.offset)
 
     def _dead_letter_record(self, record, error: Exception, topic_id: str) -> None:
-        self.dead_letters.send_record(record, error, source_topic_id=topic_id)
+        self._send_dead_letter(record.topic, record.partition, record.offset, record.key, record.value,
+                               record_headers(record), error)  # fmt: skip
         INDEXER_DOCUMENTS.labels(topic_id.split("_")[0], "dead_lettered").inc()
         self.ledger.confirm(record.topic, record.partition, record.offset)
 
+    def _send_dead_letter(self, topic, partition, offset, key, value, headers, error: Exception) -> None:
+        """Until the dead-letter topic has it: a record is confirmed only then. Kafka away: retry while
+        paused (as for Elasticsearch). A value the topic cannot take whole: its head, and the reason says so."""
+        provenance = Provenance(topic, partition, offset, SERVICE)
+        topic_id = self.routes[topic][0]
+        attempt = 0
+        while True:
+            try:
+                self.dead_letters.send(key, value, error, provenance, headers, source_topic_id=topic_id)
+                return
+            except MessageSizeTooLargeError:
+                size = len(value or b"")
+                value = (value or b"")[: size // 2]
+                error = Rejected(f"{error} (dead-letter value truncated from {size} bytes)")
+            except KafkaError as exc:
+                if self.shutdown.requested:
+                    raise  # unconfirmed, so uncommitted: read again after the restart
+                log.warning("dead-letter topic unavailable, will retry: %r", exc)
+                self._wait_paused(self.backoff.delay(attempt), None)
+                attempt += 1
+
     # ---------------------------------------------------------------- rebalances, health, lag
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
-        if not self.flushing:
-            self.flush(retry=False)  # one attempt: a callback must not block the rebalance for long
-        self.commit(only=revoked)
-        self.owned -= revoked
-        self.ledger.forget(revoked)
-        self.batch.keep(lambda item: (item.topic, item.partition) not in revoked)
-        for topic, partition in revoked:
-            with contextlib.suppress(KeyError):  # never measured
-                INDEXER_LAG.remove(topic, str(partition))
-        log.info("partitions revoked", extra={"partitions": sorted(f"{t}-{p}" for t, p in revoked)})
+        """Runs on kafka-python's IO thread, inside the main thread's poll(): nothing that blocks (no
+        commit, no bulk), or the worker fails or misses heartbeats. Nothing is dropped yet either: with
+        the eager assignors every partition is revoked and most come straight back, their read position
+        kept, so dropping their uncommitted records here would lose them. `on_assigned` decides."""
+        self.revoked_pending |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)})
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
-        self.owned |= {(tp.topic, tp.partition) for tp in partitions}
+        """IO thread too. Partitions revoked and not given back are someone else's now: their records
+        are dropped uncommitted (the new owner reads them again from the last commit; a document
+        indexed twice is a counted duplicate, never a second copy)."""
+        assigned = {(tp.topic, tp.partition) for tp in partitions}
+        lost, self.revoked_pending = self.revoked_pending - assigned, set()
+        if lost:
+            self.owned -= lost
+            self.ledger.forget(lost)
+            self.batch.keep(lambda item: (item.topic, item.partition) not in lost)
+            for topic, partition in lost:
+                with contextlib.suppress(KeyError):  # never measured
+                    INDEXER_LAG.remove(topic, str(partition))
+        self.owned |= assigned
         if self.paused and partitions:
-            self.consumer.pause(*partitions)
-        log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)})
+            self.consumer.pause(*partitions)  # local state only: safe on the IO thread
+        log.info("partitions assigned", extra={"partitions": sorted(f"{t}-{p}" for t, p in assigned),
+                                               "lost": sorted(f"{t}-{p}" for t, p in lost)})  # fmt: skip
 
     def _es_state(self, ok: bool) -> None:
         if ok and not self.es_ok:

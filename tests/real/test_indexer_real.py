@@ -329,3 +329,29 @@ def test_retention_drops_old_months_as_admin_and_the_indexer_may_not(infra, es_p
     assert not admin_es.indices.exists(index=f"{es_prefix}-articles-2024.01")
     assert admin_es.indices.exists(index=f"{es_prefix}-articles-2025.10")
     assert f"{es_prefix}-articles-2025.10" in admin_es.indices.get_alias(name=f"{es_prefix}-articles")
+
+
+def test_two_workers_and_a_rebalance_mid_stream(
+    infra, kafka_settings, contracts, applied_topics, es_prefix, admin_es, unique, tmp_path
+):
+    """kafka-python runs rebalance callbacks on its IO thread and hands most partitions straight back
+    with their read position: a rebalance with records in flight must neither lose nor double any."""
+    total = 1500
+    produce(kafka_settings, contracts, applied_topics.articles_enriched, enriched_articles(contracts, total))
+    group, log = f"idx-{unique}", tmp_path / "indexer.log"
+    first = start_indexer_process(infra, kafka_settings, applied_topics, es_prefix, group, infra.es_url, log)
+    second = None
+    try:
+        wait_for(lambda: count(admin_es, es_prefix) >= 100, 60, "the first worker to make progress")
+        second = start_indexer_process(infra, kafka_settings, applied_topics, es_prefix, group, infra.es_url, log)
+        wait_for(lambda: group_offsets(kafka_settings, group, applied_topics.articles_enriched) == total, 180,
+                 "every record committed")  # fmt: skip
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+        codes = [w.wait(60) for w in (first, second) if w is not None]
+    text = log.read_text()
+    assert codes == [0, 0], text[-3000:]
+    assert count(admin_es, es_prefix) == total
+    assert text.count("partitions assigned") >= 3, text[-3000:]  # the second worker did cause a rebalance

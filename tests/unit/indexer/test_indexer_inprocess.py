@@ -146,18 +146,56 @@ def test_a_record_that_cannot_be_decoded_is_dead_lettered_and_the_rest_indexed(c
     assert es.bulks == [2] and consumer.commits[-1] == {0: 3}
 
 
-def test_a_revocation_during_retries_hands_the_records_over_uncommitted(contracts):
+def test_a_partition_lost_during_retries_is_handed_over_uncommitted(contracts):
     down = EsConnectionError("refused")
 
-    def revoke_once(consumer):
+    def lose_it(consumer):
         if consumer.paused_set and consumer.assigned:
             consumer.assigned = set()
             consumer.listener.on_partitions_revoked([TP0])
+            consumer.listener.on_partitions_assigned([])  # the partition went to another worker
             consumer.shutdown.request("test")
 
-    consumer, es, letters = run(contracts, records(contracts, 5), [down] * 100, on_poll=revoke_once)
-    assert consumer.commits and all(c[0] == 0 for c in consumer.commits)  # nothing unconfirmed was committed
+    consumer, es, letters = run(contracts, records(contracts, 5), [down] * 100, on_poll=lose_it)
+    assert all(c == {0: 0} for c in consumer.commits)  # never past an unconfirmed record
     assert not letters.sent and len(es.bulks) < 10  # the retries stopped: the records are the new owner's
+
+
+def test_a_partition_revoked_and_given_back_keeps_its_records(contracts):
+    """kafka-python's eager assignors revoke every partition and hand most straight back, keeping the
+    read position: records in flight must not be dropped on revocation."""
+    down = EsConnectionError("refused")
+    state = {"done": False}
+
+    def rebalance_back(consumer):
+        if consumer.paused_set and not state["done"]:
+            state["done"] = True
+            consumer.listener.on_partitions_revoked([TP0])
+            consumer.listener.on_partitions_assigned([TP0])
+
+    consumer, es, letters = run(contracts, records(contracts, 5), [down, down, down], on_poll=rebalance_back)
+    assert state["done"] and consumer.commits[-1] == {0: 5}  # every record indexed, then committed
+    assert es.bulks[-1] == 5 and not letters.sent
+
+
+def test_a_refused_commit_is_retried_not_fatal(contracts):
+    from kafka.errors import CommitFailedError
+
+    recs = records(contracts, 3)
+    refusals = {"left": 1}
+
+    class Refusing(Consumer):
+        def commit(self, offsets):
+            if refusals["left"]:
+                refusals["left"] -= 1
+                raise CommitFailedError("rebalance in progress")
+            super().commit(offsets)
+
+    shutdown = ShutdownFlag()
+    consumer = Refusing(recs, shutdown)
+    conf = IndexerSettings(batch_max_wait_s=0.01, retry_initial_s=0.001, retry_max_s=0.002)
+    Indexer(consumer, Elasticsearch([]), DeadLetters(), contracts, TOPICS, conf, "pantau", shutdown).run()
+    assert refusals["left"] == 0 and consumer.commits[-1] == {0: 3}
 
 
 def test_shutdown_drains_the_batch_before_leaving(contracts):
