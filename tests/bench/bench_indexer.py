@@ -4,9 +4,6 @@ raw), and publish-to-searchable latency p50/p99 at a steady 100 articles/s (goal
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import threading
 import time
 import uuid
@@ -33,21 +30,14 @@ from pantau.indexer.documents import article_action
 from pantau.indexer.service import Indexer
 from tests.bench.figures import Figure
 from tests.infra import ensure_up
+from tests.samples import enriched_articles
 
 THROUGHPUT_DOCS = 6000
 STEADY_RATE, STEADY_SECONDS = 100, 30
 
 
 def articles(contracts, count: int, tag: str) -> list[dict]:
-    base = json.loads(next(iter(contracts.examples("article-enriched", 1))).read_text(encoding="utf-8"))
-    out = []
-    for i in range(count):
-        article = copy.deepcopy(base)
-        article["id"] = hashlib.sha256(f"{tag}-{i}".encode()).hexdigest()
-        article["title"] = f"{base['title']} {i}"
-        article["first_seen_at"] = article["crawled_at"] = datetime.now(UTC).isoformat()
-        out.append(article)
-    return out
+    return enriched_articles(contracts, count, tag)
 
 
 def indexed() -> float:

@@ -104,7 +104,7 @@ def test_two_workers_a_kill_and_dead_letters(kafka_settings, contracts, applied_
             kafka_settings,
             applied_topics.articles_enriched,
             lambda r: {rec.key.decode() for rec in r} >= wanted,
-            180,
+            300,  # the killed worker's session timeout, a rebalance and the table's recovery first
         )
         by_id = defaultdict(list)
         for record in records:
