@@ -83,7 +83,7 @@ class Indexer:
         self.owned: set[tuple[str, int]] = set()
         self.revoked_pending: set[tuple[str, int]] = set()
         self.paused = False
-        self.inflight: tuple[list[Item], Future] | None = None
+        self.inflight: Future | None = None  # the bulk in flight: [(chunk, answer), ...] once done
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
         self.es_ok = True
         self._lag_due = 0.0
@@ -101,7 +101,7 @@ class Indexer:
         self._es_state(reachable(self.es))
         while not self.shutdown.requested:
             self._poll_once(self.settings.poll_timeout_ms if self.inflight is None else 10)
-            if self.inflight is not None and (self.inflight[1].done() or self.batch.due(self.clock())):
+            if self.inflight is not None and (self.inflight.done() or self.batch.due(self.clock())):
                 self.settle_inflight()
             if self.batch.due(self.clock()):
                 self.dispatch()
@@ -151,13 +151,12 @@ class Indexer:
         items = self.batch.take()
         if items:
             INDEXER_BATCH_DOCUMENTS.observe(len(items))
-            self.inflight = (items, self.sender.submit(self._request_all, items))
+            self.inflight = self.sender.submit(self._request_all, items)
 
     def settle_inflight(self, deadline: float | None = None) -> None:
         if self.inflight is None:
             return
-        _items, future = self.inflight
-        self.inflight = None
+        future, self.inflight = self.inflight, None
         pending: list[Item] = []
         for chunk, answer in future.result():
             pending += self._apply(chunk, answer)
