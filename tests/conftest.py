@@ -54,9 +54,9 @@ def unique() -> str:
 @pytest.fixture
 def topic_names(unique: str) -> TopicSettings:
     """Every topic renamed with a unique suffix, so tests never see each other's messages."""
-    defaults = TopicSettings()
-    names = {f: f"{getattr(defaults, f)}.t{unique}" for f in TopicSettings.model_fields if f != "replication_factor"}
-    return TopicSettings(**names)
+    from tests.samples import suffixed_topics
+
+    return suffixed_topics(f"t{unique}")
 
 
 @pytest.fixture
@@ -66,7 +66,9 @@ def applied_topics(kafka_settings, contracts, topic_names) -> Iterator[TopicSett
     admin = make_admin(kafka_settings, "tests")
     apply_topics(admin, contracts, topic_names)
     yield topic_names
-    created = [getattr(topic_names, f) for f in TopicSettings.model_fields if f != "replication_factor"]
+    from tests.samples import topic_names as names_of
+
+    created = names_of(topic_names)
     admin.delete_topics([t for t in created if t in set(admin.list_topics())])
     admin.close()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pantau.common.codec import Codec
 from pantau.common.contracts import load_contracts
 from pantau.common.kafka_io import apply_topics, make_admin, make_consumer, make_producer
-from pantau.common.settings import ContractSettings, EnricherSettings, KafkaSettings, TopicSettings
+from pantau.common.settings import ContractSettings, EnricherSettings, KafkaSettings
 from pantau.demo.newsite import EN_PARAGRAPHS
 from pantau.enricher.build_stems import in_lexicon_half
 from pantau.enricher.core import Enricher
@@ -30,6 +30,7 @@ from pantau.enricher.fingerprint import MemoryStoryIndex
 from pantau.enricher.terms import TermMatcher, load_terms
 from tests.bench.figures import Figure
 from tests.infra import ensure_up
+from tests.samples import suffixed_topics, topic_env, topic_names
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lid" / "idms-news.jsonl.gz"
 
@@ -79,9 +80,7 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
     kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
     contracts = load_contracts(ContractSettings().schemas_dir)
     suffix = uuid.uuid4().hex[:8]
-    defaults = TopicSettings()
-    names = TopicSettings(**{f: f"{getattr(defaults, f)}.bench{suffix}" for f in TopicSettings.model_fields
-                             if f != "replication_factor"})  # fmt: skip
+    names = suffixed_topics(f"bench{suffix}")
     admin = make_admin(kafka, "bench")
     apply_topics(admin, contracts, names)
     codec = Codec.for_topic(contracts, "articles_raw")
@@ -96,8 +95,7 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
     send(warm_up)
     env = dict(os.environ, PANTAU_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers, PANTAU_METRICS_PORT="0",
                PANTAU_ENRICHER_GROUP=f"bench-{suffix}", PANTAU_LOG_LEVEL="WARNING")  # fmt: skip
-    env.update({f"PANTAU_TOPIC_{f.upper()}": getattr(names, f) for f in TopicSettings.model_fields
-                if f != "replication_factor"})  # fmt: skip
+    env.update(topic_env(names))
     with tempfile.TemporaryDirectory() as tmp:
         env["PANTAU_ENRICHER_DATA_DIR"] = tmp
         worker = subprocess.Popen([sys.executable, "-m", "pantau.cli", "enricher", "run"], env=env,
@@ -120,7 +118,7 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
         worker.wait(60)
         consumer.close()
     producer.close()
-    admin.delete_topics([getattr(names, f) for f in TopicSettings.model_fields if f != "replication_factor"])
+    admin.delete_topics(topic_names(names))
     admin.close()
     if len(timestamps) < len(articles):
         raise RuntimeError(f"the worker enriched {len(timestamps)} of {len(articles)} articles in 300 s")

@@ -22,7 +22,6 @@ from pantau.common.settings import (
     ElasticsearchSettings,
     IndexerSettings,
     KafkaSettings,
-    TopicSettings,
 )
 from pantau.common.shutdown import ShutdownFlag
 from pantau.indexer.bulk import Item, bulk_lines, chunks
@@ -30,7 +29,7 @@ from pantau.indexer.documents import article_action
 from pantau.indexer.service import Indexer
 from tests.bench.figures import Figure
 from tests.infra import ensure_up
-from tests.samples import enriched_articles
+from tests.samples import enriched_articles, suffixed_topics, topic_names
 
 THROUGHPUT_DOCS = 6000
 STEADY_RATE, STEADY_SECONDS = 100, 30
@@ -83,9 +82,7 @@ def run() -> list[Figure]:
     kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
     contracts = load_contracts(ContractSettings().schemas_dir)
     suffix = uuid.uuid4().hex[:8]
-    defaults = TopicSettings()
-    topics = TopicSettings(**{f: f"{getattr(defaults, f)}.bench{suffix}" for f in TopicSettings.model_fields
-                              if f != "replication_factor"})  # fmt: skip
+    topics = suffixed_topics(f"bench{suffix}")
     kafka_admin = make_admin(kafka, "bench")
     apply_topics(kafka_admin, contracts, topics)
     prefix, raw_prefix = f"pantau-bench{suffix}", f"pantau-benchraw{suffix}"
@@ -160,7 +157,7 @@ def run() -> list[Figure]:
     finally:
         for name in list(admin.indices.get(index=f"{prefix}-*,{raw_prefix}-*")):
             admin.indices.delete(index=name)
-        kafka_admin.delete_topics([getattr(topics, f) for f in TopicSettings.model_fields if f != "replication_factor"])
+        kafka_admin.delete_topics(topic_names(topics))
         kafka_admin.close()
     latencies.sort()
     missing = STEADY_RATE * STEADY_SECONDS - len(latencies)

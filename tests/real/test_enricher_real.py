@@ -22,6 +22,7 @@ from pantau.crawler.article import build_article
 from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
+from tests.samples import topic_env
 
 BASE = "https://www.kompas.tv"
 SOURCE = Source(id="kompastv", name="Kompas TV", homepage=BASE, country="ID", languages=["id"],
@@ -66,9 +67,7 @@ def worker_env(kafka_settings, applied_topics, unique, tmp_path):
         "PANTAU_ENRICHER_DATA_DIR": str(tmp_path / "faust"),
         "PANTAU_LOG_FORMAT": "text",
     })  # fmt: skip
-    for field in type(applied_topics).model_fields:
-        if field != "replication_factor":
-            env[f"PANTAU_TOPIC_{field.upper()}"] = getattr(applied_topics, field)
+    env.update(topic_env(applied_topics))
     return env
 
 

@@ -235,9 +235,7 @@ def start_indexer_process(infra, kafka_settings, topics, prefix, group, es_url, 
         "PANTAU_INDEXER_GROUP": group, "PANTAU_INDEXER_BATCH_MAX_WAIT_S": "0.2", "PANTAU_METRICS_PORT": str(port),
         "PANTAU_INDEXER_RETRY_MAX_S": "1", "PANTAU_LOG_FORMAT": "text",
     })  # fmt: skip
-    for field in type(topics).model_fields:
-        if field != "replication_factor":
-            env[f"PANTAU_TOPIC_{field.upper()}"] = getattr(topics, field)
+    env.update(samples.topic_env(topics))
     return subprocess.Popen([sys.executable, "-m", "pantau.cli", "indexer", "run"], env=env,
                             stdout=port_log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
 
