@@ -74,7 +74,7 @@ def crawl_run(sources_file: Path | None, until_idle: bool) -> None:
         stats = asyncio.run(run_service(sources, settings, producer, TopicSettings().articles_raw, codec,
                                         ctx.shutdown, ctx.health, until_idle,
                                         renew_producer=lambda: ctx.producer(max_block_ms=10_000)))  # fmt: skip
-        producer.close()
+        producer.close(timeout=10)  # bounded: a stuck producer would wait forever
         click.echo(f"polls {stats.polls}, published {stats.published}", err=True)
 
     run_service_process("crawler", body)

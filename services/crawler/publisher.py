@@ -93,6 +93,17 @@ class Publisher:
         old, self.producer, self.failures = self.producer, self.renew(), 0
         old.close(timeout=0)
 
+    def close_renewed(self, original: KafkaProducer, timeout_s: float = 10.0) -> None:
+        """Flush what is in flight, within `timeout_s` (a producer stuck after a broker restart never
+        completes a flush; what it holds stays pending and is sent again next run), and close the
+        producer this publisher made to replace `original` (the caller closes its own)."""
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            log.warning("flush incomplete; unacknowledged articles stay pending: %r", exc)
+        if self.producer is not original:
+            self.producer.close(timeout=timeout_s)
+
     def ready(self) -> bool:
         """Kafka answers a connection and the last send was acknowledged."""
         return self.last_send_ok and self._broker_answers()

@@ -309,7 +309,7 @@ async def run_service(
             crawler = Crawler(sources, settings, client, state, publisher, health, warc)
             return await crawler.run(shutdown, until_idle=until_idle)
     finally:
-        await asyncio.get_running_loop().run_in_executor(None, publisher.producer.flush)
+        await asyncio.get_running_loop().run_in_executor(None, publisher.close_renewed, producer)
         if warc is not None:
             warc.close()
         state.close()

@@ -79,7 +79,7 @@ def crawl(site, settings, kafka_settings, topic, contracts, stop_after_published
     try:
         return asyncio.run(go())
     finally:
-        producer.close()
+        producer.close(timeout=10)
 
 
 def published(kafka_settings, contracts, topic: str, expected: int, timeout_s: float = 30) -> list[dict]:
