@@ -17,6 +17,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaTimeoutError
 
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import Provenance, dead_letter_headers
@@ -43,6 +44,25 @@ def make_producer(settings: KafkaSettings, service: str, **overrides: Any) -> Ka
     }
     config.update(overrides)
     return KafkaProducer(**config)
+
+
+def close_producer(producer: KafkaProducer, timeout_s: float = 10.0) -> bool:
+    """Close within `timeout_s`; True when everything buffered was acknowledged.
+
+    kafka-python's close() flushes first and raises when the flush times out, leaving its sender
+    thread running: a producer stuck after a broker restart would then never close. Unacknowledged
+    records are the caller's to keep (the crawler keeps them pending), so a timeout is logged and the
+    sender is stopped without waiting."""
+    try:
+        producer.close(timeout=timeout_s)
+        return True
+    except KafkaTimeoutError:
+        log.warning("producer flush timed out after %.1f s; closing without it", timeout_s)
+    sender = getattr(producer, "_sender", None)  # no public way to stop a sender whose flush hangs
+    if sender is not None and sender.is_alive():
+        sender.force_close()
+    producer._closed = True  # so its __del__ does not try (and fail) again
+    return False
 
 
 def make_consumer(

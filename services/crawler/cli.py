@@ -59,6 +59,7 @@ def crawl() -> None:
 def crawl_run(sources_file: Path | None, until_idle: bool) -> None:
     """Run the crawler service: poll sources, fetch articles, publish them to articles.raw."""
     from pantau.common.codec import Codec
+    from pantau.common.kafka_io import close_producer
     from pantau.common.runtime import run_service_process
     from pantau.crawler.service import run_service
 
@@ -74,7 +75,7 @@ def crawl_run(sources_file: Path | None, until_idle: bool) -> None:
         stats = asyncio.run(run_service(sources, settings, producer, TopicSettings().articles_raw, codec,
                                         ctx.shutdown, ctx.health, until_idle,
                                         renew_producer=lambda: ctx.producer(max_block_ms=10_000)))  # fmt: skip
-        producer.close(timeout=10)  # bounded: a stuck producer would wait forever
+        close_producer(producer, timeout_s=10)  # bounded: a stuck producer would wait forever
         click.echo(f"polls {stats.polls}, published {stats.published}", err=True)
 
     run_service_process("crawler", body)

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from pantau.common.codec import Codec
-from pantau.common.kafka_io import broker_reachable
+from pantau.common.kafka_io import broker_reachable, close_producer
 from pantau.common.metrics import CRAWLER_PENDING, CRAWLER_PRODUCE_ERRORS
 from pantau.crawler.state import CrawlState
 
@@ -91,7 +91,7 @@ class Publisher:
     def _renew(self) -> None:
         log.warning("the broker answers, sends keep failing: a new producer", extra={"failures": self.failures})
         old, self.producer, self.failures = self.producer, self.renew(), 0
-        old.close(timeout=0)
+        close_producer(old, timeout_s=0)
 
     def close_renewed(self, original: KafkaProducer, timeout_s: float = 10.0) -> None:
         """Flush what is in flight, within `timeout_s` (a producer stuck after a broker restart never
@@ -102,7 +102,7 @@ class Publisher:
         except KafkaError as exc:
             log.warning("flush incomplete; unacknowledged articles stay pending: %r", exc)
         if self.producer is not original:
-            self.producer.close(timeout=timeout_s)
+            close_producer(self.producer, timeout_s)
 
     def ready(self) -> bool:
         """Kafka answers a connection and the last send was acknowledged."""

@@ -15,7 +15,7 @@ def indexer_run() -> None:
     """Run one indexer worker (scale by starting more: they share one consumer group).
     Connects to Elasticsearch as PANTAU_ES_USERNAME (pantau_indexer as deployed)."""
     from pantau.common.es_io import make_client
-    from pantau.common.kafka_io import DeadLetterProducer, make_consumer
+    from pantau.common.kafka_io import DeadLetterProducer, close_producer, make_consumer
     from pantau.common.runtime import run_service_process
     from pantau.common.settings import ElasticsearchSettings, IndexerSettings, TopicSettings
     from pantau.indexer.service import Indexer
@@ -27,7 +27,7 @@ def indexer_run() -> None:
                                  max_poll_records=settings.batch_max_docs)  # fmt: skip
         ctx.closers.append(consumer.close)  # after the drain: leaves the group
         producer = ctx.producer()
-        ctx.closers.append(producer.close)
+        ctx.closers.append(lambda: close_producer(producer))  # dead letters were confirmed before commits
         es = make_client(es_settings)
         ctx.closers.append(es.close)
         dead_letters = DeadLetterProducer(producer, topics.dlq_indexer, "indexer")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pantau.cli import main
 from pantau.common.codec import Codec
-from pantau.common.kafka_io import make_consumer, make_producer, record_headers
+from pantau.common.kafka_io import close_producer, make_consumer, make_producer, record_headers
 from pantau.common.settings import CrawlerSettings
 from pantau.common.shutdown import ShutdownFlag
 from pantau.crawler.service import run_service
@@ -79,7 +79,7 @@ def crawl(site, settings, kafka_settings, topic, contracts, stop_after_published
     try:
         return asyncio.run(go())
     finally:
-        producer.close(timeout=10)
+        close_producer(producer, timeout_s=10)
 
 
 def published(kafka_settings, contracts, topic: str, expected: int, timeout_s: float = 30) -> list[dict]:
