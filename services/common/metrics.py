@@ -159,3 +159,36 @@ INDEXER_FRESHNESS_SECONDS = Histogram(
     buckets=(1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
     registry=REGISTRY,
 )
+
+# ---- alerter -------------------------------------------------------------------------------
+ALERTER_ARTICLES = Counter(
+    "pantau_alerter_articles_total",
+    "One outcome per consumed article: counted (live), baseline (backfill or later than the lateness "
+    "bound: baselines only) or dead_lettered.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ALERTER_ALERTS = Counter(
+    "pantau_alerter_alerts_total",
+    "Alerts published, by kind (spike, match) and state (firing, updated, resolved).",
+    ["kind", "state"],
+    registry=REGISTRY,
+)
+ALERTER_WATCHES = Gauge(
+    "pantau_alerter_watches",
+    "Watches held by this worker, by state (quiet, firing, cooldown).",
+    ["state"],
+    registry=REGISTRY,
+)
+ALERTER_SUBSCRIPTIONS = Gauge(
+    "pantau_alerter_subscriptions",
+    "Subscriptions this worker knows, by outcome of loading (valid, invalid).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ALERTER_STREAM_LAG_SECONDS = Gauge(
+    "pantau_alerter_stream_time_lag_seconds",
+    "Wall clock minus stream time (latest publication time seen), per internal partition.",
+    ["partition"],
+    registry=REGISTRY,
+)

@@ -186,6 +186,26 @@ class IndexerSettings(BaseSettings):
     lag_interval_s: float = Field(10.0, gt=0, description="How often the lag behind the latest offsets is measured.")
 
 
+class AlerterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_ALERTER_", extra="ignore")
+
+    group: str = Field("pantau-alerter", description="Consumer group (faust app id) the workers share.")
+    data_dir: Path = Field(
+        Path.home() / ".cache/pantau/alerter", description="faust's local data (table state) for this worker."
+    )
+    web_port: int = Field(6067, description="faust's own web port (each worker on one host needs its own).")
+    table_partitions: int = Field(6, description="Partitions of the alerter's internal topics (hits, tables).")
+    table_replication_factor: int = Field(1, description="Replication factor of faust's internal topics.")
+    bucket_s: int = Field(900, ge=60, description="Counting bucket of publication time, seconds.")
+    lateness_s: int = Field(3600, ge=0, description="Articles older than stream time minus this feed baselines only.")
+    entity_watches: bool = Field(True, description="Detect spikes for every canonical entity.")
+    term_watches: bool = Field(True, description="Detect spikes for every watched term the enricher matched.")
+    kibana_url: str | None = Field(None, description="Kibana's public URL, for the Discover link in alerts.")
+    subscriptions_wait_s: float = Field(
+        30.0, description="At start, how long to wait for the subscriptions topic to be read to its end."
+    )
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -196,4 +216,5 @@ SETTINGS_GROUPS = (
     CrawlerSettings,
     EnricherSettings,
     IndexerSettings,
+    AlerterSettings,
 )

@@ -1,0 +1,247 @@
+"""The spike detector on synthetic streams (pure)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from pantau.alerter.detector import (
+    PRESETS,
+    Detector,
+    DetectorConfig,
+    Firing,
+    Hit,
+    Merger,
+    Volume,
+    WatchState,
+    run_terms,
+    tail_score,
+    thresholds_for,
+)
+
+DAY = 86400
+T0 = 1_700_006_400  # a Wednesday, 00:00 UTC
+
+
+@dataclass(frozen=True)
+class Ev:
+    time: float
+    story_id: str
+    source: str
+    terms: tuple[str, ...]
+    history: bool = False
+
+
+def background(days: int = 14, per_hour: float = 300, seed: int = 1, common_rate: float = 0.01,
+               history_days: int = 7, volume_factor=lambda day, hour: 1.0) -> list[Ev]:  # fmt: skip
+    """News with a daily and weekly rhythm; a `common` term in 1% of stories."""
+    rng = random.Random(seed)
+    out = []
+    n = 0
+    for day in range(days):
+        weekend = (day + 2) % 7 in (5, 6)
+        for hour in range(24):
+            rhythm = 0.15 + 0.85 * math.sin(math.pi * max(0, hour - 5) / 18) ** 2
+            k = int(per_hour * rhythm * (0.55 if weekend else 1.0) * volume_factor(day, hour))
+            for _ in range(k):
+                n += 1
+                terms = ("common",) if rng.random() < common_rate else ()
+                out.append(Ev(T0 + day * DAY + hour * 3600 + rng.random() * 3600, f"s{n}",
+                              f"src{rng.randrange(150)}", terms, day < history_days))  # fmt: skip
+    return out
+
+
+def surge(term: str, start: float, stories: int, sources: int, span_s: float = 3600, copies: int = 1,
+          seed: int = 0, history: bool = False) -> list[Ev]:  # fmt: skip
+    """`stories` evenly over `span_s`, each in `copies` syndicated copies, from `sources` outlets
+    (`seed` only varies the story ids)."""
+    out = []
+    for i in range(stories):
+        t = start + span_s * i / stories
+        for c in range(copies):
+            out.append(Ev(t + c, f"{term}-{seed}-story-{i}", f"outlet{(i * copies + c) % sources}", (term,), history))
+    return out
+
+
+def run(events, preset="normal", cfg=None):
+    return run_terms(sorted(events, key=lambda e: e.time), PRESETS[preset], cfg)
+
+
+SPIKE_AT = T0 + 10 * DAY + 9 * 3600
+
+
+def test_amunisi_from_nothing_to_fifteen_stories_from_eight_outlets_in_an_hour_is_one_spike():
+    detections = run(background() + surge("amunisi", SPIKE_AT, 15, 8))
+    assert [term for term, _ in detections] == ["amunisi"]
+    (_, when), = detections  # fmt: skip
+    assert SPIKE_AT <= when <= SPIKE_AT + 3600
+
+
+@pytest.mark.parametrize("preset", ["high", "normal", "low"])
+def test_one_article_is_never_a_spike_even_from_a_zero_baseline(preset):
+    assert run(background() + surge("amunisi", SPIKE_AT, 1, 1), preset) == []
+
+
+def test_syndicated_copies_of_one_story_are_one_story():
+    # 15 copies of two stories from 8 outlets: many articles, two stories.
+    assert run(background() + surge("amunisi", SPIKE_AT, 2, 8, copies=8)) == []
+
+
+def test_a_busy_morning_does_not_fake_a_spike():
+    """Overall volume triples for a morning and the common term with it: no spike."""
+    busy = background(volume_factor=lambda day, hour: 3.0 if day == 10 and 6 <= hour < 12 else 1.0)
+    assert run(busy) == []
+
+
+def test_a_quiet_sunday_does_not_hide_a_spike():
+    sunday = T0 + 11 * DAY + 10 * 3600  # day 11 is a Sunday in this calendar
+    assert (11 + 2) % 7 == 6
+    detections = run(background() + surge("amunisi", sunday, 8, 5))
+    assert [term for term, _ in detections] == ["amunisi"]
+
+
+def test_backfill_builds_the_baseline_and_never_alerts():
+    # A surge inside the history: no alert; afterwards the term's rate is known.
+    history_surge = surge("amunisi", T0 + 3 * DAY + 9 * 3600, 30, 10, history=True)
+    assert run(background() + history_surge) == []
+
+
+def test_history_raises_the_baseline_of_a_term_that_is_always_busy():
+    """A term in 20% of stories in the history is not a spike at that rate later."""
+    rng = random.Random(5)
+    events = [Ev(e.time, e.story_id, e.source, ("busy",) if rng.random() < 0.2 else e.terms, e.history)
+              for e in background()]  # fmt: skip
+    assert all(term != "busy" for term, _ in run(events))
+
+
+def test_late_articles_feed_the_baseline_only():
+    bg = background()
+    late = [Ev(e.time - 5 * 3600, e.story_id, e.source, e.terms) for e in surge("amunisi", SPIKE_AT, 20, 10)]
+    # Each late article arrives at SPIKE_AT, published five hours earlier.
+    stream = sorted(bg, key=lambda e: e.time)
+    merged = [e for e in stream if e.time < SPIKE_AT] + late + [e for e in stream if e.time >= SPIKE_AT]
+    assert run_terms(merged, PRESETS["normal"]) == []
+
+
+def test_a_day_long_climb_is_caught_by_the_longer_windows():
+    climb = []
+    for hour in range(12):  # 1, 2, 3, ... stories an hour: no single hour looks like much
+        climb += surge("climb", SPIKE_AT + hour * 3600, 1 + hour // 3, 6, seed=hour)
+    climb = [Ev(e.time, f"{e.story_id}-{i}", e.source, e.terms) for i, e in enumerate(climb)]
+    detections = run(background() + climb)
+    assert [term for term, _ in detections] == ["climb"]
+
+
+def _lifecycle(events, cfg=None, preset="normal"):
+    det = Detector(cfg)
+    ws = WatchState()
+    th = PRESETS[preset]
+    out: list[Firing] = []
+    for ev in sorted(events, key=lambda e: e.time):
+        closed = det.volume.closed
+        det.count_article(ev.time)
+        if det.volume.closed != closed and ws.state != "quiet":
+            f = det.evaluate("term:amunisi", ws, th, fire=False)
+            out += [f] if f else []
+        if "amunisi" in ev.terms:
+            counted = det.add(ws, Hit(ev.time, ev.story_id, ev.source, {"id": ev.story_id}))
+            f = det.evaluate("term:amunisi", ws, th, fire=counted)
+            out += [f] if f else []
+    return out
+
+
+def test_incident_lifecycle_one_alert_an_update_when_it_grows_then_resolved():
+    events = background() + surge("amunisi", SPIKE_AT, 15, 8) + surge("amunisi", SPIKE_AT + 3600, 40, 12, seed=3)
+    events = [Ev(e.time, f"{e.story_id}-{i}", e.source, e.terms, e.history) for i, e in enumerate(events)]
+    firings = _lifecycle(events)
+    states = [f.state for f in firings]
+    assert states[0] == "firing"
+    assert states[-1] == "resolved"
+    # Fired at 6 stories, grew to 55: an update each time it grew by half again (11, 17, 26, 39),
+    # not one per story.
+    assert 2 <= states.count("updated") <= 5
+    assert len({f.incident_id for f in firings}) == 1
+    assert [f.revision for f in firings] == list(range(1, len(firings) + 1))
+
+
+def test_a_refire_within_cooldown_reopens_the_same_incident():
+    first = surge("amunisi", SPIKE_AT, 15, 8)
+    again = [
+        Ev(e.time, f"again-{e.story_id}", e.source, e.terms) for e in surge("amunisi", SPIKE_AT + 2.5 * 3600, 15, 8)
+    ]
+    firings = _lifecycle(background() + first + again)
+    assert len({f.incident_id for f in firings}) == 1
+    assert [f.state for f in firings].count("firing") == 1
+
+
+def test_incident_id_is_deterministic_and_state_survives_a_json_round_trip():
+    events = sorted(background() + surge("amunisi", SPIKE_AT, 15, 8), key=lambda e: e.time)
+    whole = _lifecycle(events)
+    # The same stream, with every state serialised and restored at each step (what the tables do).
+    det, ws, out = Detector(), WatchState(), []
+    for ev in events:
+        det = Detector(volume=Volume.from_dict(json.loads(json.dumps(det.volume.to_dict()))))
+        ws = WatchState.from_dict(json.loads(json.dumps(ws.to_dict())))
+        closed = det.volume.closed
+        det.count_article(ev.time)
+        if det.volume.closed != closed and ws.state != "quiet":
+            f = det.evaluate("term:amunisi", ws, PRESETS["normal"], fire=False)
+            out += [f] if f else []
+        if "amunisi" in ev.terms:
+            counted = det.add(ws, Hit(ev.time, ev.story_id, ev.source, {"id": ev.story_id}))
+            f = det.evaluate("term:amunisi", ws, PRESETS["normal"], fire=counted)
+            out += [f] if f else []
+    assert [f.to_dict() for f in out] == [f.to_dict() for f in whole]
+
+
+def test_a_repeated_hit_counts_once():
+    det, ws = Detector(), WatchState()
+    det.count_article(T0)
+    hit = Hit(T0, "story-1", "src", {})
+    assert det.add(ws, hit) is True
+    assert det.add(ws, hit) is False
+
+
+def test_watch_state_is_bounded():
+    cfg = DetectorConfig(max_stories_kept=100)
+    det, ws = Detector(cfg), WatchState()
+    for i in range(5000):
+        t = T0 + i * 60
+        det.count_article(t)
+        det.add(ws, Hit(t, f"s{i}", f"src{i % 300}", {"id": str(i)}))
+    assert len(ws.stories) <= 100 + 96 * 15  # the cap, or what one pass since the last close added
+    assert len(ws.buckets) <= cfg.span + cfg.lateness_s // cfg.bucket_s + 2
+    assert all(len(entry[2]) <= cfg.max_sources_kept and len(entry[3]) <= cfg.max_top_articles
+               for entry in ws.buckets.values())  # fmt: skip
+
+
+def test_tail_score_accounts_for_over_dispersion():
+    assert tail_score(10, 2.0, 0.0) > tail_score(10, 2.0, 1.0) > 0
+    assert tail_score(0, 2.0, 0.5) == 0.0
+
+
+def test_sensitivity_presets_and_overrides():
+    assert thresholds_for(None) == PRESETS["normal"]
+    th = thresholds_for({"preset": "high", "min_sources": 7})
+    assert th.min_sources == 7 and th.min_stories == PRESETS["high"].min_stories
+
+
+def _firing(watch, stories, t=0.0):
+    return Firing(watch, f"inc-{watch}", 1, "firing", t, 4, 0, 3600, len(stories), len(stories), [], 0.1, 9.0, [],
+                  stories)  # fmt: skip
+
+
+def test_watches_firing_on_the_same_stories_merge_into_one_incident():
+    merger = Merger()
+    a, _ = merger.assign(_firing("entity:kim", ["s1", "s2", "s3", "s4"]), "Kim Jong Un")
+    b, related_b = merger.assign(_firing("entity:putin", ["s2", "s3", "s4", "s5"]), "Vladimir Putin")
+    c, _ = merger.assign(_firing("term:banjir", ["x1", "x2", "x3"]), "banjir")
+    assert a == b == "inc-entity:kim"
+    assert related_b == ["Kim Jong Un"]
+    assert c == "inc-term:banjir"
+    restored = Merger.from_dict(json.loads(json.dumps(merger.to_dict())))
+    assert restored.assign(_firing("entity:putin", ["s2", "s3", "s4", "s5"]), "Vladimir Putin")[0] == a
