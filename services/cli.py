@@ -145,6 +145,7 @@ def dlq_replay(topic: str, limit: int | None, group: str) -> None:
 
 
 # ---------------------------------------------------------------- services
+from pantau.alerter.cli import alerter, spikes, subscriptions  # noqa: E402
 from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
 from pantau.enricher.cli import enrich_cmd, enricher  # noqa: E402
 from pantau.indexer.cli import indexer  # noqa: E402
@@ -154,6 +155,9 @@ main.add_command(extract_cmd)
 main.add_command(enrich_cmd)
 main.add_command(enricher)
 main.add_command(indexer)
+main.add_command(alerter)
+main.add_command(spikes)
+main.add_command(subscriptions)
 
 
 @main.group()

@@ -42,3 +42,63 @@ def topic_names(topics: TopicSettings) -> list[str]:
 def topic_env(topics: TopicSettings) -> dict[str, str]:
     """The PANTAU_TOPIC_* environment that makes a service process use `topics`."""
     return {f"PANTAU_TOPIC_{field.upper()}": getattr(topics, field) for field in topic_fields()}
+
+
+BACKGROUND_TITLES = [
+    "Harga beras di pasar tradisional naik dalam dua pekan terakhir",
+    "Hujan lebat diperkirakan masih terjadi di Jawa Barat",
+    "Pemerintah daerah memperbaiki jalan menjelang musim mudik",
+    "Tim nasional bersiap menghadapi laga persahabatan",
+]
+
+
+def alerter_stream(contracts, start: float, hours: int, per_hour: int, surge_at_hour: int | None,
+                   surge_stories: int = 15, surge_sources: int = 8, backfill_hours: int = 0,
+                   backfill_surge_at_hour: int | None = None) -> list[dict]:  # fmt: skip
+    """Enriched articles for the alerter, in publication order: background news (no watched term,
+    no entities) at `per_hour`, and an "amunisi" surge of `surge_stories` stories from
+    `surge_sources` outlets within the hour `surge_at_hour`. The first `backfill_hours` are marked
+    backfill (history), with an optional surge inside them that must never alert."""
+    from pantau.enricher.stems import stem_text
+
+    base = json.loads(next(iter(contracts.examples("article-enriched", 1))).read_text(encoding="utf-8"))
+    out = []
+
+    def article(n: int, t: float, title: str, text: str, source: str, terms: list, backfill: bool) -> dict:
+        a = copy.deepcopy(base)
+        a["id"] = hashlib.sha256(f"alerter-{n}-{title}".encode()).hexdigest()
+        a["url"] = a["canonical_url"] = f"https://{source}.example/berita/{n}"
+        a["source"] = {
+            "id": source,
+            "name": source,
+            "domain": f"{source}.example",
+            "country": "ID",
+            "languages": ["id"],
+        }
+        a["title"], a["text"] = title, text
+        moment = datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+        a["published_at"] = a["first_seen_at"] = a["crawled_at"] = a["enriched_at"] = moment
+        a["entities"], a["canonical_entities"], a["terms"] = [], [], terms
+        a["stems"] = {"title": stem_text(title, "id"), "text": stem_text(text, "id"), "stemmer": "sastrawi"}
+        a["story"] = {"id": a["id"][:16], "fingerprint": a["id"][16:32]}
+        a["backfill"] = backfill
+        return a
+
+    n = 0
+    for hour in range(hours):
+        backfill = hour < backfill_hours
+        for k in range(per_hour):
+            n += 1
+            title = f"{BACKGROUND_TITLES[n % len(BACKGROUND_TITLES)]} ({n})"
+            t = start + hour * 3600 + (k + 0.5) * 3600 / per_hour
+            out.append(article(n, t, title, title + ". Warga diminta tetap waspada.", f"outlet{n % 40}", [], backfill))
+        if hour in (surge_at_hour, backfill_surge_at_hour):
+            for k in range(surge_stories):
+                n += 1
+                title = f"Pengiriman amunisinya ke wilayah konflik dilaporkan, kabar {n}"
+                t = start + hour * 3600 + (k + 0.25) * 3600 / surge_stories
+                text = title + ". Pemerintah memperketat pengawasan ekspor amunisi."
+                terms = [{"term": "amunisi", "count": 2}]
+                out.append(article(n, t, title, text, f"news{k % surge_sources}", terms, backfill))
+    out.sort(key=lambda a: a["published_at"])
+    return out

@@ -19,6 +19,9 @@ pantau topics apply
 echo "[run] applying Elasticsearch templates from schemas/elasticsearch/"
 PANTAU_ES_USERNAME=pantau_admin PANTAU_ES_PASSWORD="$PANTAU_ES_ADMIN_PASSWORD" pantau es apply
 
+echo "[run] applying subscriptions from deploy/subscriptions/"
+pantau subscriptions apply deploy/subscriptions
+
 mkdir -p out/logs
 names=() pids=()
 while IFS= read -r line; do

@@ -383,9 +383,10 @@ class Detector:
         expected = self.rate(ws) * self.volume.window(now_bucket, w)
         return stories, articles, sources, expected
 
-    def _best_window(self, ws: WatchState, th: Thresholds, now_bucket: int) -> dict[str, Any] | None:
+    def _best_window(self, ws: WatchState, th: Thresholds, now_bucket: int, windows: tuple[int, ...] = ()
+                     ) -> dict[str, Any] | None:  # fmt: skip
         best = None
-        for w in self.cfg.windows:
+        for w in windows or self.cfg.windows:
             stories, articles, sources, expected = self.window_stats(ws, w, now_bucket)
             if stories < th.min_stories or len(sources) < th.min_sources:
                 continue
@@ -409,14 +410,20 @@ class Detector:
         if ws.state == COOLDOWN and now_bucket > ws.cooldown_until:
             ws.state, ws.cooldown_level = QUIET, max(0, ws.cooldown_level - 1)
         if ws.state == FIRING:
-            held = self._best_window(ws, th.relaxed(), now_bucket)
             inc = ws.incident
             assert inc is not None
+            # Held open by the window it fired in (a burst ends an hour after it stops, not a day).
+            held = self._best_window(ws, th.relaxed(), now_bucket, (inc["w"],))
             if held is not None:
                 inc["last_hold"] = now_bucket
-                total = self._incident_stories(ws, inc)
-                if fire and total >= max(inc["reported"] * cfg.update_growth, inc["reported"] + cfg.update_min_stories):
-                    return self._emit(watch, ws, held, "updated", now, now_bucket, total)
+            total = self._incident_stories(ws, inc)
+            grown = total >= max(inc["reported"] * cfg.update_growth, inc["reported"] + cfg.update_min_stories)
+            if fire and grown:
+                best = self._best_window(ws, th.relaxed(), now_bucket)
+                if best is not None:
+                    inc["last_hold"] = now_bucket
+                    return self._emit(watch, ws, best, "updated", now, now_bucket, total)
+            if held is not None:
                 return None
             if now_bucket - inc["last_hold"] >= cfg.quiet_buckets:
                 ws.state = COOLDOWN

@@ -1,0 +1,1 @@
+"""Spike alerting on watched terms and entities: detector, engine and evaluation harness."""

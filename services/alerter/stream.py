@@ -1,0 +1,434 @@
+"""The alerter as a faust-streaming app. Three agents, one consumer group (PANTAU_ALERTER_GROUP):
+
+1. `route` (articles.enriched, keyed by article): decode and validate the raw bytes (inside the
+   per-event error handling: faust's own decoding would crash the agent on one bad message), find the
+   article's watches (`Engine.watches_of`), send one hit per watch to the internal `hits` topic keyed
+   by watch — so each watch is counted in one place, once, whoever subscribes to it — and the
+   article's time to every `hits` partition (the overall volume each partition scales by). Real-time
+   subscriptions get their `match` alert here.
+2. `detect` (hits, keyed by watch): the detector per watch; watch states and the partition's volume
+   live in tables backed by changelog topics (plain tables: faust's windowed tables expire on wall
+   clock, and restored windows never do). A firing is first recorded as pending in the watch's state
+   (and the changelog write awaited), then sent to `firings`, then cleared: a crash in between sends
+   it again on replay, with the same incident id and revision, never a new incident, never none.
+3. `render` (firings, one partition): merges watches firing on the same stories, renders the alert,
+   skips alert ids it already published, and sends to `alerts` keyed by incident.
+
+Subscriptions: every worker reads the whole compacted `subscriptions` topic in a background thread
+(`SubscriptionFeed`); articles wait until it has read to the end once. An invalid subscription goes
+to `dlq.alerter` with provenance and is counted; the others keep working."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import faust
+
+from pantau.alerter.detector import QUIET, Firing, Hit, Volume, WatchState, bucket_of
+from pantau.alerter.engine import Engine, EngineConfig, Renderer, Subscriptions, Watch, article_ref, event_time
+from pantau.alerter.subscriptions import check
+from pantau.common.codec import Codec
+from pantau.common.contracts import Contracts
+from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
+from pantau.common.errors import InvalidMessage
+from pantau.common.health import Health
+from pantau.common.metrics import (
+    ALERTER_ALERTS,
+    ALERTER_ARTICLES,
+    ALERTER_STREAM_LAG_SECONDS,
+    ALERTER_SUBSCRIPTIONS,
+    ALERTER_WATCHES,
+    DEAD_LETTERS,
+    MESSAGES_DECODED,
+)
+from pantau.common.settings import AlerterSettings, DeadLetterSettings, KafkaSettings, TopicSettings
+
+log = logging.getLogger(__name__)
+SERVICE = "alerter"
+EMITTED_KEPT = 5000  # alert ids remembered by `render` to skip re-sends after a replay
+
+
+class InvalidSubscription(ValueError):
+    """A record on the subscriptions topic that is not a valid subscription."""
+
+
+class SubscriptionFeed:
+    """Reads the compacted subscriptions topic from the start, forever, in a thread of its own;
+    `current` is swapped whole on every change (readers never see a half-applied update)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, codec: Codec, dead_letter) -> None:
+        self.kafka, self.topic, self.codec = kafka, topic, codec
+        self.dead_letter = dead_letter  # (record, exc) -> None, called on this thread
+        self.current = Subscriptions()
+        self.caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="subscriptions", daemon=True)
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._invalid: set[str] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def apply(self, key: bytes | None, value: bytes | None, headers, origin: str) -> str | None:
+        """One record; returns a reason when it is invalid (the caller dead-letters it)."""
+        sub_id = key.decode("utf-8", "replace") if key else None
+        try:
+            sub = self.codec.decode(value, headers)
+        except InvalidMessage as exc:
+            return str(exc)
+        if sub is None:  # tombstone
+            if sub_id:
+                self._by_id.pop(sub_id, None)
+                self._invalid.discard(sub_id)
+            return None
+        problems = check(sub, self.codec, origin)
+        if problems:
+            self._invalid.add(sub["id"])
+            return "; ".join(problems)
+        if sub_id and sub_id != sub["id"]:
+            return f"key {sub_id!r} is not the subscription id {sub['id']!r}"
+        self._invalid.discard(sub["id"])
+        self._by_id[sub["id"]] = sub
+        return None
+
+    def _publish(self) -> None:
+        self.current = Subscriptions.of(self._by_id[k] for k in sorted(self._by_id))
+        ALERTER_SUBSCRIPTIONS.labels("valid").set(len(self._by_id))
+        ALERTER_SUBSCRIPTIONS.labels("invalid").set(len(self._invalid))
+
+    def _run(self) -> None:
+        from kafka import TopicPartition
+
+        from pantau.common.kafka_io import make_consumer, record_headers
+
+        consumer = make_consumer(self.kafka, "alerter-subscriptions", group_id=None)
+        try:
+            partitions = [
+                TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [0])
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            end = consumer.end_offsets(partitions)
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=500)
+                changed = False
+                for records in batches.values():
+                    for record in records:
+                        headers = record_headers(record)
+                        reason = self.apply(record.key, record.value, headers,
+                                            f"{record.topic}@{record.partition}:{record.offset}")  # fmt: skip
+                        changed = True
+                        if reason is not None:
+                            log.warning("invalid subscription", extra={"offset": record.offset, "reason": reason})
+                            self.dead_letter(record, InvalidSubscription(reason))
+                if changed:
+                    self._publish()
+                if not self.caught_up.is_set() and all(consumer.position(p) >= end[p] for p in partitions):
+                    self._publish()
+                    self.caught_up.set()
+        except Exception:
+            log.exception("subscription feed failed")
+            raise
+        finally:
+            consumer.close()
+
+
+def _headers(event) -> list[tuple[str, bytes]]:
+    raw = event.headers or {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+class ChangelogWaits:
+    """Remembers the changelog deliveries of table writes, so an agent can await them before it
+    sends what depends on them (faust drops the future of `table[key] = value`)."""
+
+    def __init__(self, *tables) -> None:
+        self.pending: list = []
+        for table in tables:
+            send_changelog = table.send_changelog
+
+            def recorded(*args, _send=send_changelog, **kwargs):
+                fut = _send(*args, **kwargs)
+                self.pending.append(fut)
+                return fut
+
+            table.send_changelog = recorded
+
+    async def stored(self) -> None:
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def build_app(
+    contracts: Contracts,
+    kafka: KafkaSettings | None = None,
+    topics: TopicSettings | None = None,
+    settings: AlerterSettings | None = None,
+    dlq_settings: DeadLetterSettings | None = None,
+    health: Health | None = None,
+    feed: SubscriptionFeed | None = None,
+) -> faust.App:
+    kafka, topics = kafka or KafkaSettings(), topics or TopicSettings()
+    settings, dlq_settings = settings or AlerterSettings(), dlq_settings or DeadLetterSettings()
+    app = faust.App(
+        settings.group,
+        broker=[f"kafka://{server}" for server in kafka.servers],
+        value_serializer="json",
+        key_serializer="json",
+        web_enabled=False,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.table_partitions,
+        topic_replication_factor=settings.table_replication_factor,
+        producer_acks=-1,
+        producer_max_request_size=kafka.max_message_bytes,
+        consumer_max_fetch_size=kafka.max_message_bytes,
+        broker_commit_every=100,
+        broker_commit_interval=2.0,
+        broker_session_timeout=20.0,
+        broker_heartbeat_interval=3.0,
+        datadir=str(settings.data_dir),
+        table_standby_replicas=0,
+    )
+    raw_bytes = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    articles_topic = app.topic(topics.articles_enriched, **raw_bytes)
+    alerts_topic = app.topic(topics.alerts, **raw_bytes)
+    dlq_topic = app.topic(topics.dlq_alerter, **raw_bytes)
+    hits_topic = app.topic(f"{settings.group}-hits", partitions=settings.table_partitions, internal=True,
+                           key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
+    firings_topic = app.topic(f"{settings.group}-firings", partitions=1, internal=True,
+                              key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
+    # No value_type: faust would treat it as a Record model (see the enricher's story table).
+    watches = app.Table("watches", default=None, key_type=str, partitions=settings.table_partitions)
+    volumes = app.Table("volumes", default=None, key_type=str, partitions=settings.table_partitions)
+    merger_table = app.Table("merger", default=None, key_type=str, partitions=1)
+    waits = ChangelogWaits(watches, volumes, merger_table)
+    articles_codec = Codec.for_topic(contracts, "articles_enriched")
+    alerts_codec = Codec.for_topic(contracts, "alerts")
+    cfg = EngineConfig(
+        entity_watches=settings.entity_watches, term_watches=settings.term_watches, kibana_base=settings.kibana_url
+    )
+    cfg.detector = type(cfg.detector)(bucket_s=settings.bucket_s, lateness_s=settings.lateness_s)
+    limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
+    app.pantau_processed = 0
+
+    if feed is None:
+        from pantau.common.kafka_io import DeadLetterProducer, make_producer
+
+        dlq_producer = DeadLetterProducer(make_producer(kafka, "alerter-dlq"), topics.dlq_alerter, SERVICE)
+
+        def subscription_dead_letter(record, exc) -> None:
+            # Every worker reads the whole topic at every start, so an invalid subscription still on
+            # the compacted topic is dead-lettered again then; the gauge says how many there are.
+            dlq_producer.send_record(record, exc, "subscriptions")
+
+        feed = SubscriptionFeed(kafka, topics.subscriptions, Codec.for_topic(contracts, "subscriptions"),
+                                subscription_dead_letter)  # fmt: skip
+    app.pantau_feed = feed
+
+    @app.task
+    async def start_feed() -> None:
+        feed.start()
+
+    async def subscriptions_ready() -> Subscriptions:
+        deadline = time.monotonic() + settings.subscriptions_wait_s
+        while not feed.caught_up.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return feed.current
+
+    async def dead_letter(event, exc: Exception, headers, topic_id: str) -> None:
+        provenance = Provenance(event.message.topic, event.message.partition, event.message.offset, SERVICE)
+        await dlq_topic.send(key=event.key if isinstance(event.key, bytes) else str(event.key).encode(),
+                             value=event.value, headers=dead_letter_headers(provenance, exc, headers))  # fmt: skip
+        DEAD_LETTERS.labels(SERVICE, topic_id, type(exc).__name__).inc()
+
+    # ---- 1. route ------------------------------------------------------------------------------
+    @app.agent(articles_topic, concurrency=1)
+    async def route(stream):
+        async for event in stream.events():
+            headers = _headers(event)
+            dead = False
+            try:
+                subs = await subscriptions_ready()
+                article = articles_codec.decode(event.value, headers)
+                MESSAGES_DECODED.labels(SERVICE, "articles_enriched", "ok").inc()
+                engine = Engine(subs, cfg)
+                t = event_time(article)
+                ref = article_ref(article)
+                hit = {"t": t, "story": (article.get("story") or {}).get("id") or article["id"],
+                       "source": (article.get("source") or {}).get("id", "?"), "ref": ref,
+                       "backfill": bool(article.get("backfill"))}  # fmt: skip
+                volume = json.dumps({"volume": t}).encode()
+                for partition in range(settings.table_partitions):
+                    await hits_topic.send(key="", value=volume, partition=partition)
+                for watch in engine.watches_of(article):
+                    value = {"watch": [watch.key, watch.type, watch.label, watch.query], **hit}
+                    await hits_topic.send(key=watch.key, value=json.dumps(value).encode())
+                if not hit["backfill"] and subs.queries:
+                    from pantau.alerter.query import ArticleView
+
+                    matched = subs.realtime(ArticleView.of(article), t)
+                    if matched:
+                        alert = engine.match_alert(article, matched, t)
+                        value, out_headers = alerts_codec.encode(alert)
+                        await alerts_topic.send(key=alert["incident_id"].encode(), value=value, headers=out_headers)
+                        ALERTER_ALERTS.labels("match", "firing").inc()
+                ALERTER_ARTICLES.labels("baseline" if hit["backfill"] else "counted").inc()
+            except Exception as exc:  # per-event: to the DLQ, the stream goes on
+                dead = True
+                if not (isinstance(exc, InvalidMessage) and exc.schema == "article-enriched"):
+                    log.exception("routing failed", extra={"offset": event.message.offset})
+                else:
+                    MESSAGES_DECODED.labels(SERVICE, "articles_enriched", "invalid").inc()
+                await dead_letter(event, exc, headers, "articles_enriched")
+                ALERTER_ARTICLES.labels("dead_lettered").inc()
+            finally:
+                app.pantau_processed += 1
+            limit.record(dead)
+            yield None
+
+    # ---- 2. detect -----------------------------------------------------------------------------
+    @app.agent(hits_topic, concurrency=1)
+    async def detect(stream):
+        async for event in stream.events():
+            try:
+                await detect_one(event)
+            except Exception as exc:  # a bug on one hit must not stop every watch: dead-letter it
+                log.exception("detection failed", extra={"offset": event.message.offset})
+                await dead_letter(event, exc, _headers(event), "hits")
+            yield None
+
+    async def detect_one(event) -> None:
+        partition = event.message.partition
+        subs = feed.current
+        engine = Engine(subs, cfg)
+        vkey = f"volume:{partition}"
+        akey = f"active:{partition}"
+        message = json.loads(event.value)
+        engine.detector.volume = Volume.from_dict(volumes.get(vkey))
+        det = engine.detector
+        firings: list[tuple[Firing, Watch]] = []
+        if "volume" in message:
+            closed = det.volume.closed
+            det.count_article(message["volume"])
+            volumes[vkey] = det.volume.to_dict()
+            ALERTER_STREAM_LAG_SECONDS.labels(str(partition)).set(time.time() - det.volume.now)
+            if det.volume.closed != closed:  # a bucket closed: open incidents may resolve
+                active = list(volumes.get(akey) or [])
+                still = []
+                for key in active:
+                    stored = watches.get(key) or {}
+                    ws = WatchState.from_dict(stored.get("state"))
+                    watch = Watch(*ws_watch(watches, key))
+                    if stored.get("pending"):
+                        firings.append((Firing.from_dict(stored["pending"]), watch))
+                    firing = det.evaluate(key, ws, engine.thresholds(key), fire=False)
+                    if firing is not None:
+                        firings.append((firing, watch))
+                    if ws.state != QUIET:
+                        still.append(key)
+                    _put_watch(watches, key, ws, watch, firing)
+                if still != active:
+                    volumes[akey] = still
+                _count_states(watches, still)
+        else:
+            key, wtype, label, query = message["watch"]
+            watch = Watch(key, wtype, label, query)
+            stored = watches.get(key) or {}
+            ws = WatchState.from_dict(stored.get("state"))
+            pending = stored.get("pending")
+            if pending:  # sent before a crash, or not: send again, same id
+                firings.append((Firing.from_dict(pending), watch))
+            hit = Hit(message["t"], message["story"], message["source"], message["ref"], message["backfill"])
+            counted = det.add(ws, hit)
+            firing = det.evaluate(key, ws, engine.thresholds(key), fire=counted and not _late(det, hit))
+            if firing is not None:
+                firings.append((firing, watch))
+            _put_watch(watches, key, ws, watch, firing)
+            if ws.state != QUIET:
+                active = list(volumes.get(akey) or [])
+                if key not in active:
+                    volumes[akey] = [*active, key]
+        if firings:
+            await waits.stored()  # the pending firing is restorable before anyone hears of it
+            for firing, watch in firings:
+                body = {"firing": firing.to_dict(), "watch": [watch.key, watch.type, watch.label, watch.query]}
+                await firings_topic.send(key="firings", value=json.dumps(body).encode())
+            for _, watch in firings:
+                stored = watches.get(watch.key) or {}
+                if stored.get("pending"):
+                    watches[watch.key] = {**stored, "pending": None}
+
+    # ---- 3. render -----------------------------------------------------------------------------
+    @app.agent(firings_topic, concurrency=1)
+    async def render(stream):
+        async for event in stream.events():
+            try:
+                await render_one(event)
+            except Exception as exc:
+                log.exception("rendering failed", extra={"offset": event.message.offset})
+                await dead_letter(event, exc, _headers(event), "firings")
+            yield None
+
+    async def render_one(event) -> None:
+        body = json.loads(event.value)
+        firing = Firing.from_dict(body["firing"])
+        watch = Watch(*body["watch"])
+        from pantau.alerter.detector import Merger
+
+        state = merger_table.get("state") or {}
+        renderer = Renderer(feed.current, cfg, Merger.from_dict(state.get("merger")))
+        alert = renderer.render(firing, watch)
+        emitted = list(state.get("emitted") or [])
+        if alert["id"] not in emitted:
+            value, out_headers = alerts_codec.encode(alert)
+            await alerts_topic.send(key=alert["incident_id"].encode(), value=value, headers=out_headers)
+            ALERTER_ALERTS.labels("spike", alert["state"]).inc()
+            emitted = [*emitted, alert["id"]][-EMITTED_KEPT:]
+        merger_table["state"] = {"merger": renderer.merger.to_dict(), "emitted": emitted}
+
+    if health is not None:
+
+        @app.timer(interval=5.0)
+        async def heartbeat() -> None:
+            health.beat()
+
+    app.pantau_agents = {"route": route, "detect": detect, "render": render}
+    app.pantau_topics = {"alerts": alerts_topic, "dlq": dlq_topic, "hits": hits_topic, "firings": firings_topic}
+    return app
+
+
+def ws_watch(watches, key: str) -> list[Any]:
+    stored = watches.get(key) or {}
+    return stored.get("watch") or [key, key.partition(":")[0], key.partition(":")[2], None]
+
+
+def _put_watch(watches, key: str, ws: WatchState, watch: Watch, firing: Firing | None) -> None:
+    watches[key] = {"state": ws.to_dict(), "watch": [watch.key, watch.type, watch.label, watch.query],
+                    "pending": firing.to_dict() if firing is not None else None}  # fmt: skip
+
+
+def _late(det, hit: Hit) -> bool:
+    closed = det.volume.closed
+    return closed is not None and bucket_of(hit.time, det.cfg.bucket_s) <= closed
+
+
+def _count_states(watches, active: list[str]) -> None:
+    firing = sum(1 for k in active if ((watches.get(k) or {}).get("state") or {}).get("state") == "firing")
+    ALERTER_WATCHES.labels("firing").set(firing)
+    ALERTER_WATCHES.labels("cooldown").set(len(active) - firing)
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.execute_from_commandline()

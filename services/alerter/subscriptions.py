@@ -1,0 +1,154 @@
+"""Subscriptions as files under version control (rules as code). Pure: read, validate, build.
+
+A subscription file is YAML or JSON holding one subscription (schemas/json/subscription.v1.schema.json)
+or a list of them. Loading checks everything before anything is published: the schema, the query
+(parsed and costed), the webhook URLs (the egress guard), unique ids across the folder. Every error
+names the file, the subscription and the field, and all errors are reported at once."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pantau.alerter.query import QueryError, parse_query
+from pantau.common.codec import Codec
+from pantau.common.errors import InvalidMessage
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class SubscriptionError(ValueError):
+    """One or more subscriptions are invalid; the message lists each problem on its own line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    subscription: dict[str, Any]
+    origin: str  # file (and index within it)
+
+
+def check(sub: Any, codec: Codec, origin: str) -> list[str]:
+    """Problems with one subscription (empty when valid)."""
+    if not isinstance(sub, dict):
+        return [f"{origin}: a subscription is a mapping, got {type(sub).__name__}"]
+    name = f"{origin} ({sub.get('id', 'no id')})"
+    problems = []
+    try:
+        codec.validate(sub)
+    except InvalidMessage as exc:
+        problems.append(f"{name}: {exc.field}: {exc.reason}")
+    if isinstance(sub.get("query"), str):
+        try:
+            parse_query(sub["query"])
+        except QueryError as exc:
+            problems.append(f"{name}: query: {exc}")
+    for n, hook in enumerate((sub.get("channels") or {}).get("webhooks") or []):
+        if isinstance(hook, dict) and isinstance(hook.get("url"), str):
+            reason = webhook_url_problem(hook["url"])
+            if reason:
+                problems.append(f"{name}: channels.webhooks[{n}].url: {reason}")
+    return problems
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL on its face (the notifier's egress guard checks the address
+    it resolves to at send time)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if parts.username or parts.password:
+        return "credentials in the URL are not allowed (use the signing secret)"
+    return None
+
+
+def parse_file(path: Path, codec: Codec) -> tuple[list[Loaded], list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [f"{path}: cannot read: {exc}"]
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        return [], [f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]
+    items = doc if isinstance(doc, list) else [doc]
+    loaded, problems = [], []
+    for n, sub in enumerate(items):
+        origin = f"{path}[{n}]" if isinstance(doc, list) else str(path)
+        found = check(sub, codec, origin)
+        if found:
+            problems.extend(found)
+        else:
+            loaded.append(Loaded(sub, origin))
+    return loaded, problems
+
+
+def load(path: Path, codec: Codec) -> list[dict[str, Any]]:
+    """Every subscription in a file or a folder (recursively, sorted by path). Raises
+    SubscriptionError listing every problem; nothing is returned unless all are valid."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        if not files:
+            raise SubscriptionError([f"{path}: no subscription files ({', '.join(SUFFIXES)})"])
+    elif path.is_file():
+        files = [path]
+    else:
+        raise SubscriptionError([f"{path}: no such file or folder"])
+    loaded, problems = [], []
+    for file in files:
+        found, bad = parse_file(file, codec)
+        loaded.extend(found)
+        problems.extend(bad)
+    first: dict[str, str] = {}
+    for item in loaded:
+        sub_id = item.subscription["id"]
+        if sub_id in first:
+            problems.append(f"{item.origin}: id {sub_id!r} is already used by {first[sub_id]}")
+        first.setdefault(sub_id, item.origin)
+    if problems:
+        raise SubscriptionError(problems)
+    return [item.subscription for item in loaded]
+
+
+def slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return "-".join(words)[:60].strip("-") or "watch"
+
+
+def new_subscription(query: str, owner: str, webhooks: list[str], emails: list[str], modes: list[str],
+                     preset: str = "normal", name: str | None = None, secret: str | None = None,
+                     sub_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """A valid subscription (raises QueryError or SubscriptionError otherwise)."""
+    import secrets as random
+
+    parse_query(query)
+    moment = (now or datetime.now(UTC)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    hooks = [{"url": url, "secret": secret or "whsec_" + random.token_urlsafe(24), "format": "standard"}
+             for url in webhooks]  # fmt: skip
+    sub = {
+        "id": sub_id or f"{slug(owner)}-{slug(query)}"[:120].strip("-"),
+        "owner": owner,
+        "name": name or query[:300],
+        "query": query,
+        "modes": modes,
+        "channels": {"webhooks": hooks, "emails": emails},
+        "sensitivity": {"preset": preset},
+        "muted_until": None,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    return sub
