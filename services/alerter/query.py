@@ -25,7 +25,7 @@ those strings, and the query side analyses its text the way ES analyses a phrase
 and `exact:kompas` does not match "KOMPAS.TV", in ES or here. Positions are per field, as in ES:
 title and text sit in one sequence separated by a gap wider than any NEAR, so phrases and NEAR never
 cross from the title into the text. A NEAR mixing stemmed and surface operands compares stems
-positions with surface positions (ES: `field_masking_span`), which only line up when the raw text
+positions with surface positions (ES: `span_field_masking`), which only line up when the raw text
 tokenises like the stems do — both sides make the same comparison, so they still agree.
 
 Stems depend on the article's stemmer (`stems.stemmer`: sastrawi for id/ms, snowball-english, else
@@ -416,7 +416,7 @@ class Near(Node):
     def _section(self, section: str, stemmer: str) -> dict[str, Any]:
         spans = [operand.span(section, stemmer) for operand in self.operands]
         target = f"{section}_stems" if any(f != section for f, _ in spans) else section
-        clauses = [q if f == target else {"field_masking_span": {"query": q, "field": target}} for f, q in spans]
+        clauses = [q if f == target else {"span_field_masking": {"query": q, "field": target}} for f, q in spans]
         return {"span_near": {"clauses": clauses, "slop": self.distance - 1, "in_order": False}}
 
     def es(self) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def es_spans(query: dict[str, Any], doc: dict[str, Any]) -> tuple[str, list[tupl
         (field, spec), = body["match"]["prefix"].items()  # fmt: skip
         words = standard_tokens(doc.get(field, ""))
         return field, [(i, i + 1) for i, t in enumerate(words) if t.startswith(spec["value"])]
-    if kind == "field_masking_span":
+    if kind == "span_field_masking":
         return body["field"], es_spans(body["query"], doc)[1]
     assert kind == "span_near", kind
     (field, a), (other, b) = (es_spans(c, doc) for c in body["clauses"])
@@ -457,7 +457,7 @@ def test_elasticsearch_queries_are_bool_queries_in_filter_context():
     rok = {"span_multi": {"match": {"prefix": {"title": {"value": "rok"}}}}}
     assert title_span["clauses"] == [
         {"span_term": {"title_stems": "peluru"}},
-        {"field_masking_span": {"field": "title_stems", "query": rok}},  # stems and surface positions compared
+        {"span_field_masking": {"field": "title_stems", "query": rok}},  # stems and surface positions compared
     ]
     inner = es('"peluru artileri" NEAR/2 roket')["should"][1]["span_near"]["clauses"][0]["span_near"]
     assert inner == {"clauses": [{"span_term": {"text_stems": "peluru"}}, {"span_term": {"text_stems": "artileri"}}],
