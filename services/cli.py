@@ -170,8 +170,14 @@ def demo() -> None:
 @click.option("--port", default=8808, show_default=True)
 @click.option("--articles", default=24, show_default=True, help="Articles to start with.")
 @click.option("--new-every", default=20.0, show_default=True, help="Seconds between new articles (0: never).")
-def demo_site(host: str, port: int, articles: int, new_every: float) -> None:
+@click.option("--newsroom", is_flag=True, help="New articles are distinct stories on everyday topics.")
+@click.option("--surge-after", default=0.0, show_default=True,
+              help="Newsroom: seconds until a surge of ammunition stories from five outlets (0: never).")  # fmt: skip
+@click.option("--surge-stories", default=20, show_default=True, help="Newsroom: stories in the surge.")
+def demo_site(host: str, port: int, articles: int, new_every: float, newsroom: bool, surge_after: float,
+              surge_stories: int) -> None:  # fmt: skip
     """Serve generated news (feeds, sitemaps, section pages, articles) until stopped."""
+    import time
     from dataclasses import replace
     from datetime import UTC, datetime
 
@@ -184,8 +190,20 @@ def demo_site(host: str, port: int, articles: int, new_every: float) -> None:
     with NewsSite(articles, host, port) as site:
         click.echo(f"demo news site on {site.base} (feed {site.base}/feed, sitemap {site.base}/sitemap-index.xml)")
         n = len(site.articles)
-        while not shutdown.wait(new_every if new_every > 0 else None):
-            site.add(replace(newsite.article(n), published=datetime.now(UTC)))
+        started = time.monotonic()
+        surge_left = surge_stories if newsroom and surge_after > 0 else 0
+        while True:
+            surging = surge_left > 0 and time.monotonic() - started >= surge_after
+            if shutdown.wait(min(new_every, 3.0) if surging else (new_every if new_every > 0 else None)):
+                break
+            now = datetime.now(UTC)
+            if surging:
+                site.add(newsite.newsroom_article(n, now, surge=True))
+                surge_left -= 1
+            elif newsroom:
+                site.add(newsite.newsroom_article(n, now))
+            else:
+                site.add(replace(newsite.article(n), published=now))
             n += 1
 
 

@@ -241,8 +241,13 @@ def build_app(
         feed.start()
 
     async def subscriptions_ready() -> Subscriptions:
-        deadline = time.monotonic() + settings.subscriptions_wait_s
-        while not feed.caught_up.is_set() and time.monotonic() < deadline:
+        # Articles wait until the subscriptions were read to the end once: counted without them, a
+        # query's watch would silently miss stories (readiness says why meanwhile).
+        waited = time.monotonic()
+        while not feed.caught_up.is_set():
+            if time.monotonic() - waited > settings.subscriptions_wait_s:
+                log.warning("still reading the subscriptions topic; articles wait")
+                waited = time.monotonic()
             await asyncio.sleep(0.1)
         return feed.current
 

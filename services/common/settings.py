@@ -202,7 +202,9 @@ class AlerterSettings(BaseSettings):
     term_watches: bool = Field(True, description="Detect spikes for every watched term the enricher matched.")
     kibana_url: str | None = Field(None, description="Kibana's public URL, for the Discover link in alerts.")
     subscriptions_wait_s: float = Field(
-        30.0, description="At start, how long to wait for the subscriptions topic to be read to its end."
+        30.0,
+        description="At start, articles wait until the subscriptions topic was read to its end; a warning "
+        "is logged every this many seconds meanwhile.",
     )
 
 

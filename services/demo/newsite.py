@@ -161,6 +161,83 @@ def article(i: int, start: datetime = DEFAULT_START) -> Article:
                    published, "Internasional", "Penulis Fiktif", "id", ["amunisi", "Korea Utara"])  # fmt: skip
 
 
+# The newsroom of `pantau demo site`: distinct stories on everyday topics, then a surge of
+# ammunition stories from several outlets, so `make run` shows a spike. Sentences are filled from
+# templates with varied places and numbers, so stories do not collapse into one near-duplicate.
+CITIES = ["Jakarta", "Surabaya", "Medan", "Bandung", "Makassar", "Semarang", "Palembang", "Denpasar",
+          "Pontianak", "Manado", "Ambon", "Kupang", "Padang", "Mataram", "Jayapura", "Balikpapan"]  # fmt: skip
+TOPICS = {
+    "beras": (
+        "Harga beras di {city} naik {n} persen",
+        [
+            "Pedagang di pasar {city} mengeluhkan pasokan beras yang berkurang sejak {d} hari lalu.",
+            "Dinas perdagangan {city} mencatat harga rata-rata mencapai {n}.{m}00 rupiah per kilogram.",
+            "Warga {city} mulai membeli beras dalam jumlah kecil untuk menghemat pengeluaran.",
+            "Bulog menyiapkan operasi pasar di {m} titik di sekitar {city} pekan ini.",
+            "Petani di pinggiran {city} menyebut panen mundur karena cuaca tidak menentu.",
+        ],
+    ),
+    "banjir": (
+        "Banjir rendam {n} desa di sekitar {city}",
+        [
+            "Hujan deras sejak {d} hari lalu membuat sungai di {city} meluap.",
+            "Sebanyak {n}{m} warga {city} mengungsi ke balai desa dan sekolah.",
+            "BPBD {city} mengerahkan {m} perahu karet untuk mengevakuasi warga lanjut usia.",
+            "Akses jalan utama menuju {city} terputus sepanjang {n} kilometer.",
+            "Pemerintah daerah {city} menetapkan status tanggap darurat selama {d} hari.",
+        ],
+    ),
+    "sepak bola": (
+        "Klub {city} menang {m}-{d} di kandang sendiri",
+        [
+            "Ribuan suporter memadati stadion di {city} sejak sore hari.",
+            "Pelatih tim {city} memuji disiplin pemain bertahan sepanjang laga.",
+            "Gol kemenangan dicetak pada menit ke-{n}{m} lewat sundulan.",
+            "Hasil ini membawa klub {city} naik ke peringkat {d} klasemen sementara.",
+            "Panitia pelaksana {city} mencatat penjualan {n}{m}00 tiket.",
+        ],
+    ),
+    "jalan": (
+        "Perbaikan jalan di {city} ditargetkan rampung dalam {d} bulan",
+        [
+            "Dinas pekerjaan umum {city} memulai pengaspalan ulang sepanjang {n} kilometer.",
+            "Pengendara di {city} diminta memakai jalur alternatif selama pekerjaan berlangsung.",
+            "Anggaran perbaikan jalan {city} tahun ini mencapai {n}{m} miliar rupiah.",
+            "Warga {city} berharap lubang jalan yang sering memicu kecelakaan segera ditutup.",
+            "Kontraktor menyiapkan {m} alat berat di lokasi proyek dekat pusat {city}.",
+        ],
+    ),
+}
+SURGE = (
+    "Pengiriman amunisi lewat {city} diselidiki",
+    [
+        "Aparat di {city} memeriksa {n} peti amunisi yang diduga akan dikirim ke wilayah konflik.",
+        "Juru bicara kepolisian {city} mengatakan amunisinya disita dari gudang dekat pelabuhan.",
+        "Penyidik menelusuri dokumen ekspor amunisi yang diterbitkan {d} bulan lalu di {city}.",
+        "Anggota DPR meminta penjelasan pemerintah tentang izin pengiriman amunisi dari {city}.",
+        "Pengamat militer di {city} menilai pengawasan ekspor amunisi perlu diperketat.",
+    ],
+)
+
+
+def newsroom_article(i: int, published: datetime, surge: bool = False) -> Article:
+    """The i-th demo story: an everyday topic, or (surge) an ammunition story; five outlets."""
+    import random
+
+    rng = random.Random(i)
+    title_template, sentences = SURGE if surge else TOPICS[sorted(TOPICS)[i % len(TOPICS)]]
+    city = rng.choice(CITIES)
+
+    def fill(text: str) -> str:
+        return text.format(city=city, n=rng.randint(2, 90), m=rng.randint(2, 9), d=rng.randint(2, 12))
+
+    picked = rng.sample(sentences, 4)
+    paragraphs = [fill(picked[0]) + " " + fill(picked[1]), fill(picked[2]), fill(picked[3])]
+    slug = f"{'amunisi' if surge else 'berita'}-{city.lower()}-{i}"
+    return Article(slug, OUTLETS[i % 5], fill(title_template), paragraphs, published, "Nasional",
+                   "Redaksi Demo", "id", ["amunisi"] if surge else [])  # fmt: skip
+
+
 def articles(count: int = 12, start: datetime = DEFAULT_START) -> list[Article]:
     return [article(i, start) for i in range(count)]
 

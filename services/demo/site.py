@@ -120,6 +120,10 @@ class NewsSite:
             render = {"/feed": newsite.rss2, "/rss": newsite.rss2, "/rss1": newsite.rss1, "/atom": newsite.atom}[path]
             # A wrong content type, as some portals send.
             return web.Response(text=render(self._sorted(), base), content_type="text/html", headers={"ETag": etag})
+        if path.startswith("/outlet/") and path.endswith("/feed"):  # one feed per outlet: a source each
+            outlet = path.split("/")[2]
+            items = [a for a in self._sorted() if a.outlet == outlet]
+            return web.Response(text=newsite.rss2(items, base), content_type="application/rss+xml")
         if path == "/sitemap-index.xml":
             return web.Response(
                 text=newsite.sitemap_index(["/sitemap-news.xml", "/sitemap-old.xml.gz"], base),

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from pantau.alerter.detector import PRESETS
 from pantau.alerter.publish import apply_subscriptions
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
@@ -125,7 +126,8 @@ def check_one_incident(alerts: list[dict], log: str) -> None:
     assert [a["revision"] for a in query] == list(range(1, len(query) + 1))  # none lost
     assert query[-1]["state"] == "resolved"
     first = query[0]
-    assert first["observed"]["stories"] >= 6 and first["observed"]["sources"] >= 4
+    floors = PRESETS["normal"]
+    assert first["observed"]["stories"] >= floors.min_stories and first["observed"]["sources"] >= floors.min_sources
     assert all(ref["url"].startswith("https://news") for ref in first["top_articles"])
     surge_start = START + SURGE_HOUR * 3600
     assert all(a["detected_at"] >= time.strftime("%Y-%m-%dT%H:%M", time.gmtime(surge_start)) for a in alerts), (

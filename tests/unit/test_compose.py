@@ -22,8 +22,8 @@ PANTAU = {name: svc for name, svc in SERVICES.items() if svc.get("image") == "pa
 def resolve(command: list[str]) -> click.Command:
     node: click.Command = main
     for word in command:
-        if word.startswith("-"):
-            break
+        if word.startswith("-") or not isinstance(node, click.Group):
+            break  # options, or the command's own arguments
         assert isinstance(node, click.Group), f"{node.name} has no subcommand {word}"
         node = node.commands.get(word)
         assert node is not None, f"no CLI command {' '.join(command)}"
