@@ -179,7 +179,7 @@ def demo_site(host: str, port: int, articles: int, new_every: float, newsroom: b
     """Serve generated news (feeds, sitemaps, section pages, articles) until stopped."""
     import time
     from dataclasses import replace
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from pantau.common.shutdown import ShutdownFlag
     from pantau.demo import newsite
@@ -187,7 +187,10 @@ def demo_site(host: str, port: int, articles: int, new_every: float, newsroom: b
 
     _setup("demo-site", tool=False)
     shutdown = ShutdownFlag().install()
-    with NewsSite(articles, host, port) as site:
+    with NewsSite(0 if newsroom else articles, host, port) as site:
+        if newsroom:  # the last hour's stories, so every outlet's feed has items from the start
+            for i in range(articles):
+                site.add(newsite.newsroom_article(i, datetime.now(UTC) - timedelta(minutes=3 * (articles - i))))
         click.echo(f"demo news site on {site.base} (feed {site.base}/feed, sitemap {site.base}/sitemap-index.xml)")
         n = len(site.articles)
         started = time.monotonic()

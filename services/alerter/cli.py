@@ -116,7 +116,9 @@ def spikes_replay(file, subs_path: Path, no_entities: bool, no_terms: bool) -> N
     articles_codec = Codec.for_topic(contracts, "articles_enriched")
     alerts_codec = Codec.for_topic(contracts, "alerts")
     cfg = EngineConfig(entity_watches=not no_entities, term_watches=not no_terms, kibana_base=settings.kibana_url)
-    cfg.detector = type(cfg.detector)(bucket_s=settings.bucket_s, lateness_s=settings.lateness_s)
+    cfg.detector = type(cfg.detector)(
+        bucket_s=settings.bucket_s, lateness_s=settings.lateness_s, min_history_s=settings.min_history_s
+    )
     engine = Engine(Subscriptions.of(_load(subs_path)), cfg)
     bad = 0
     for n, line in enumerate(file, 1):

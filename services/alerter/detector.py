@@ -94,6 +94,9 @@ class DetectorConfig:
     prior_alpha: float = 0.5  # negative-binomial 1/size: a term's rate varies ~70% between days
     prior_alpha_weight: float = 4.0  # in squared expected stories
     max_alpha: float = 5.0
+    # A fresh deployment knows no baselines: nothing fires until the stream has this much history
+    # (backfill counts), or every entity would be "new" and spike at once.
+    min_history_s: float = 86400.0
     quiet_buckets: int = 4  # an incident resolves after an hour below the relaxed condition
     cooldown_buckets: int = 8
     max_cooldown_buckets: int = 8 * 16
@@ -166,18 +169,23 @@ class Volume:
     s_vol: float = 0.0  # decayed sum of closed buckets' volume
     mean: float = 0.0  # decayed mean volume per closed bucket
     now: float = 0.0  # stream time
+    first: float | None = None  # the first publication time counted: how much history there is
 
     def to_dict(self) -> dict[str, Any]:
         return {"b": {str(k): v for k, v in self.buckets.items()}, "c": self.closed, "s": self.s_vol,
-                "m": self.mean, "t": self.now}  # fmt: skip
+                "m": self.mean, "t": self.now, "f": self.first}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Volume:
         if not d:
             return cls()
-        return cls({int(k): v for k, v in d["b"].items()}, d["c"], d["s"], d["m"], d["t"])
+        return cls({int(k): v for k, v in d["b"].items()}, d["c"], d["s"], d["m"], d["t"], d.get("f"))
+
+    def history_s(self) -> float:
+        return 0.0 if self.first is None else self.now - self.first
 
     def count(self, t: float, cfg: DetectorConfig, n: int = 1) -> None:
+        self.first = t if self.first is None else min(self.first, t)
         b = bucket_of(t, cfg.bucket_s)
         if self.closed is not None and b <= self.closed:
             self.s_vol += n  # late: into the baseline directly
@@ -440,7 +448,7 @@ class Detector:
                          "expected": expected, "score": 0.0}  # fmt: skip
                 return self._emit(watch, ws, stats, "resolved", now, now_bucket, self._incident_stories(ws, inc))
             return None
-        if not fire:
+        if not fire or self.volume.history_s() < cfg.min_history_s:
             return None
         best = self._best_window(ws, th, now_bucket)
         if best is None:

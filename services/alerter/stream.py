@@ -218,7 +218,9 @@ def build_app(
     cfg = EngineConfig(
         entity_watches=settings.entity_watches, term_watches=settings.term_watches, kibana_base=settings.kibana_url
     )
-    cfg.detector = type(cfg.detector)(bucket_s=settings.bucket_s, lateness_s=settings.lateness_s)
+    cfg.detector = type(cfg.detector)(
+        bucket_s=settings.bucket_s, lateness_s=settings.lateness_s, min_history_s=settings.min_history_s
+    )
     limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
     app.pantau_processed = 0
 
@@ -346,6 +348,11 @@ def build_app(
                 if still != active:
                     volumes[akey] = still
                 _count_states(watches, still)
+                if det.volume.closed % 4 == 0:  # hourly: forget watches idle for weeks (bounded tables)
+                    pruned = _prune(watches, partition, settings.table_partitions,
+                                    det.volume.now - cfg.max_idle_watch_s)  # fmt: skip
+                    if pruned:
+                        log.info("forgot idle watches", extra={"partition": partition, "count": pruned})
         else:
             key, wtype, label, query = message["watch"]
             watch = Watch(key, wtype, label, query)
@@ -421,6 +428,27 @@ def ws_watch(watches, key: str) -> list[Any]:
 def _put_watch(watches, key: str, ws: WatchState, watch: Watch, firing: Firing | None) -> None:
     watches[key] = {"state": ws.to_dict(), "watch": [watch.key, watch.type, watch.label, watch.query],
                     "pending": firing.to_dict() if firing is not None else None}  # fmt: skip
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The `hits` partition of a watch key (the producer's default partitioner)."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _prune(watches, partition: int, partitions: int, idle_before: float) -> int:
+    """Delete this partition's quiet watches last hit before `idle_before` (a watch of another
+    partition must not be touched here: its tombstone would land in this partition's changelog)."""
+    doomed = []
+    for key, stored in list(watches.items()):
+        state = (stored or {}).get("state") or {}
+        if (state.get("state") == QUIET and state.get("ls", 0.0) < idle_before and not (stored or {}).get("pending")
+                and partition_of(key, partitions) == partition):  # fmt: skip
+            doomed.append(key)
+    for key in doomed:
+        del watches[key]
+    return len(doomed)
 
 
 def _late(det, hit: Hit) -> bool:

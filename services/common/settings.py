@@ -198,6 +198,12 @@ class AlerterSettings(BaseSettings):
     table_replication_factor: int = Field(1, description="Replication factor of faust's internal topics.")
     bucket_s: int = Field(900, ge=60, description="Counting bucket of publication time, seconds.")
     lateness_s: int = Field(3600, ge=0, description="Articles older than stream time minus this feed baselines only.")
+    min_history_s: float = Field(
+        86400.0,
+        ge=0,
+        description="Nothing fires until the stream holds this much history (backfill counts): "
+        "a fresh deployment has no baselines.",
+    )
     entity_watches: bool = Field(True, description="Detect spikes for every canonical entity.")
     term_watches: bool = Field(True, description="Detect spikes for every watched term the enricher matched.")
     kibana_url: str | None = Field(None, description="Kibana's public URL, for the Discover link in alerts.")

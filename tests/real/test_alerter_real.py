@@ -18,6 +18,7 @@ import pytest
 
 from pantau.alerter.detector import PRESETS
 from pantau.alerter.publish import apply_subscriptions
+from pantau.alerter.stream import partition_of
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.kafka_io import close_producer, make_consumer, make_producer, record_headers
@@ -190,5 +191,9 @@ def test_surge_is_one_incident_through_a_rebalance(kafka_settings, contracts, ap
         produce(kafka_settings, contracts, applied_topics.articles_enriched, after)
         alerts = spike_alerts(kafka_settings, contracts, applied_topics.alerts, resolved, 300)
         check_one_incident(alerts, (tmp_path / "workers.log").read_text())
+        # Idle watches are pruned per partition by recomputing where faust sent them: check it agrees.
+        hits = read(kafka_settings, worker_env["PANTAU_ALERTER_GROUP"] + "-hits", lambda r: len(r) >= 500, 30)
+        keyed = [r for r in hits if r.key]
+        assert keyed and all(r.partition == partition_of(r.key.decode(), 3) for r in keyed)
     finally:
         stop(first, second)

@@ -245,3 +245,9 @@ def test_watches_firing_on_the_same_stories_merge_into_one_incident():
     assert c == "inc-term:banjir"
     restored = Merger.from_dict(json.loads(json.dumps(merger.to_dict())))
     assert restored.assign(_firing("entity:putin", ["s2", "s3", "s4", "s5"]), "Vladimir Putin")[0] == a
+
+
+def test_a_fresh_deployment_fires_nothing_before_it_has_a_day_of_history():
+    early = background(days=3, history_days=0) + surge("amunisi", T0 + 10 * 3600, 15, 8)
+    assert run(early) == []  # every watch is new on the first day: no flood
+    assert [term for term, _ in run(early, cfg=DetectorConfig(min_history_s=0))] == ["amunisi"]
