@@ -11,6 +11,7 @@ COPY services ./services
 COPY schemas ./schemas
 COPY deploy/sources ./deploy/sources
 COPY deploy/terms ./deploy/terms
+COPY deploy/subscriptions ./deploy/subscriptions
 RUN pip install --no-cache-dir -c constraints.txt -e . && chown -R pantau /app
 
 USER pantau

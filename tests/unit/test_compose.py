@@ -73,3 +73,13 @@ def test_the_image_runs_the_cli_and_ships_the_schemas():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["pantau"]' in dockerfile
     assert "COPY schemas" in dockerfile and "-c constraints.txt" in dockerfile
+
+
+def test_every_app_path_the_services_use_is_copied_into_the_image():
+    import re
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    used = set(re.findall(r"/app/(deploy/[a-z-]+)/", (REPO / "docker-compose.yml").read_text()))
+    assert used, "no /app/deploy paths found: the test would prove nothing"
+    for folder in used:
+        assert f"COPY {folder} ./{folder}" in dockerfile, f"{folder} is used by compose but not in the image"
