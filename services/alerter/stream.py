@@ -317,7 +317,7 @@ def build_app(
 
     async def detect_one(event) -> None:
         partition = event.message.partition
-        subs = feed.current
+        subs = await subscriptions_ready()  # thresholds are the subscribers'; a restart must not guess them
         engine = Engine(subs, cfg)
         vkey = f"volume:{partition}"
         akey = f"active:{partition}"
@@ -337,14 +337,14 @@ def build_app(
                     stored = watches.get(key) or {}
                     ws = WatchState.from_dict(stored.get("state"))
                     watch = Watch(*ws_watch(watches, key))
-                    if stored.get("pending"):
-                        firings.append((Firing.from_dict(stored["pending"]), watch))
+                    pending = _pending(stored)
                     firing = det.evaluate(key, ws, engine.thresholds(key), fire=False)
                     if firing is not None:
-                        firings.append((firing, watch))
+                        pending.append(firing)
+                    firings.extend((f, watch) for f in pending)
                     if ws.state != QUIET:
                         still.append(key)
-                    _put_watch(watches, key, ws, watch, firing)
+                    _put_watch(watches, key, ws, watch, pending)
                 if still != active:
                     volumes[akey] = still
                 _count_states(watches, still)
@@ -358,28 +358,28 @@ def build_app(
             watch = Watch(key, wtype, label, query)
             stored = watches.get(key) or {}
             ws = WatchState.from_dict(stored.get("state"))
-            pending = stored.get("pending")
-            if pending:  # sent before a crash, or not: send again, same id
-                firings.append((Firing.from_dict(pending), watch))
+            pending = _pending(stored)  # unconfirmed before a crash: sent (again), same ids
             hit = Hit(message["t"], message["story"], message["source"], message["ref"], message["backfill"])
             counted = det.add(ws, hit)
             firing = det.evaluate(key, ws, engine.thresholds(key), fire=counted and not _late(det, hit))
             if firing is not None:
-                firings.append((firing, watch))
-            _put_watch(watches, key, ws, watch, firing)
+                pending.append(firing)
+            firings.extend((f, watch) for f in pending)
+            _put_watch(watches, key, ws, watch, pending)
             if ws.state != QUIET:
                 active = list(volumes.get(akey) or [])
                 if key not in active:
                     volumes[akey] = [*active, key]
         if firings:
-            await waits.stored()  # the pending firing is restorable before anyone hears of it
+            await waits.stored()  # pending firings are restorable before anyone hears of them
             for firing, watch in firings:
                 body = {"firing": firing.to_dict(), "watch": [watch.key, watch.type, watch.label, watch.query]}
-                await firings_topic.send(key="firings", value=json.dumps(body).encode())
-            for _, watch in firings:
-                stored = watches.get(watch.key) or {}
+                delivered = await firings_topic.send(key="firings", value=json.dumps(body).encode())
+                await delivered  # acknowledged by the broker: only then is it no longer pending
+            for key in {watch.key for _, watch in firings}:
+                stored = watches.get(key) or {}
                 if stored.get("pending"):
-                    watches[watch.key] = {**stored, "pending": None}
+                    watches[key] = {**stored, "pending": []}
 
     # ---- 3. render -----------------------------------------------------------------------------
     @app.agent(firings_topic, concurrency=1)
@@ -393,18 +393,20 @@ def build_app(
             yield None
 
     async def render_one(event) -> None:
+        subs = await subscriptions_ready()  # after a restart, a replayed firing names its subscribers too
         body = json.loads(event.value)
         firing = Firing.from_dict(body["firing"])
         watch = Watch(*body["watch"])
         from pantau.alerter.detector import Merger
 
         state = merger_table.get("state") or {}
-        renderer = Renderer(feed.current, cfg, Merger.from_dict(state.get("merger")))
+        renderer = Renderer(subs, cfg, Merger.from_dict(state.get("merger")))
         alert = renderer.render(firing, watch)
         emitted = list(state.get("emitted") or [])
         if alert["id"] not in emitted:
             value, out_headers = alerts_codec.encode(alert)
-            await alerts_topic.send(key=alert["incident_id"].encode(), value=value, headers=out_headers)
+            delivered = await alerts_topic.send(key=alert["incident_id"].encode(), value=value, headers=out_headers)
+            await delivered  # acknowledged before the merger records it as emitted
             ALERTER_ALERTS.labels("spike", alert["state"]).inc()
             emitted = [*emitted, alert["id"]][-EMITTED_KEPT:]
         merger_table["state"] = {"merger": renderer.merger.to_dict(), "emitted": emitted}
@@ -425,9 +427,13 @@ def ws_watch(watches, key: str) -> list[Any]:
     return stored.get("watch") or [key, key.partition(":")[0], key.partition(":")[2], None]
 
 
-def _put_watch(watches, key: str, ws: WatchState, watch: Watch, firing: Firing | None) -> None:
+def _pending(stored: dict[str, Any]) -> list[Firing]:
+    return [Firing.from_dict(f) for f in stored.get("pending") or []]
+
+
+def _put_watch(watches, key: str, ws: WatchState, watch: Watch, pending: list[Firing]) -> None:
     watches[key] = {"state": ws.to_dict(), "watch": [watch.key, watch.type, watch.label, watch.query],
-                    "pending": firing.to_dict() if firing is not None else None}  # fmt: skip
+                    "pending": [f.to_dict() for f in pending]}  # fmt: skip
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -79,11 +79,17 @@ def produce(kafka_settings, contracts, topic: str, articles: list[dict], extra: 
     close_producer(producer)
 
 
-def read(kafka_settings, topic: str, until, timeout_s: float) -> list:
+def read(kafka_settings, topic: str, until, timeout_s: float, drain_s: float = 0.0) -> list:
+    """Records until `until(records)` holds (or the timeout), then `drain_s` more of whatever else is
+    there: a poll returns some partitions before others, and a later revision may be read first."""
     consumer = make_consumer(kafka_settings, "tests", group_id=None, topics=[topic])
     records, deadline = [], time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        drained = time.monotonic() + drain_s
+        while time.monotonic() < drained:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
     finally:
@@ -97,7 +103,8 @@ def spike_alerts(kafka_settings, contracts, topic: str, until, timeout_s: float)
     def decoded(records):
         return [codec.decode(r.value, record_headers(r)) for r in records]
 
-    records = read(kafka_settings, topic, lambda rs: until([a for a in decoded(rs) if a["kind"] == "spike"]), timeout_s)
+    records = read(kafka_settings, topic, lambda rs: until([a for a in decoded(rs) if a["kind"] == "spike"]), timeout_s,
+                   drain_s=5.0)  # fmt: skip
     return [a for a in decoded(records) if a["kind"] == "spike"]
 
 
@@ -119,10 +126,16 @@ def split_at_surge(articles: list[dict], stories_before: int) -> tuple[list[dict
 def check_one_incident(alerts: list[dict], log: str) -> None:
     assert alerts, log[-3000:]
     assert len({a["incident_id"] for a in alerts}) == 1, [(a["id"], a["watch"]["key"]) for a in alerts]
-    ids = [a["id"] for a in alerts]
-    assert len(ids) == len(set(ids)), f"an alert revision was sent twice: {ids}"
+    # At-least-once: a kill between the broker's acknowledgement of an alert and the changelog write
+    # that records it can send that revision again — the very same message (the notifier's delivery
+    # log drops it). Never two different messages under one id, never a revision missing.
+    by_id: dict[str, dict] = {}
+    for alert in alerts:
+        assert by_id.setdefault(alert["id"], alert) == alert, f"two different alerts under {alert['id']}"
+    alerts = list(by_id.values())
     query = [a for a in alerts if a["watch"]["type"] == "query"]
-    assert query[0]["state"] == "firing" and query[0]["revision"] == 1
+    seen = [(a["id"], a["watch"]["key"], a["state"]) for a in alerts]
+    assert query[0]["state"] == "firing" and query[0]["revision"] == 1, seen
     assert query[0]["subscription_ids"] == ["desk-amunisi"] and query[0]["watch"]["query"] == "amunisi"
     assert [a["revision"] for a in query] == list(range(1, len(query) + 1))  # none lost
     assert query[-1]["state"] == "resolved"
@@ -191,9 +204,14 @@ def test_surge_is_one_incident_through_a_rebalance(kafka_settings, contracts, ap
         produce(kafka_settings, contracts, applied_topics.articles_enriched, after)
         alerts = spike_alerts(kafka_settings, contracts, applied_topics.alerts, resolved, 300)
         check_one_incident(alerts, (tmp_path / "workers.log").read_text())
+
         # Idle watches are pruned per partition by recomputing where faust sent them: check it agrees.
-        hits = read(kafka_settings, worker_env["PANTAU_ALERTER_GROUP"] + "-hits", lambda r: len(r) >= 500, 30)
-        keyed = [r for r in hits if r.key]
-        assert keyed and all(r.partition == partition_of(r.key.decode(), 3) for r in keyed)
+        def keyed(records):  # watch hits (the volume messages have no key and go to every partition)
+            return [r for r in records if r.key]
+
+        hits = keyed(
+            read(kafka_settings, worker_env["PANTAU_ALERTER_GROUP"] + "-hits", lambda r: len(keyed(r)) >= 20, 60)
+        )
+        assert len(hits) >= 20 and all(r.partition == partition_of(r.key.decode(), 3) for r in hits)
     finally:
         stop(first, second)
