@@ -146,7 +146,8 @@ def alerter() -> None:
 def alerter_run() -> None:
     """Run one alerter worker: articles.enriched + subscriptions → alerts (scale by starting more;
     give each worker on one host its own PANTAU_ALERTER_WEB_PORT)."""
-    from pantau.alerter.stream import build_app, run_worker
+    from pantau.alerter.stream import build_app
+    from pantau.common.faust_io import run_worker
     from pantau.common.kafka_io import broker_reachable
     from pantau.common.runtime import run_service_process
     from pantau.common.settings import AlerterSettings

@@ -36,6 +36,7 @@ from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
 from pantau.common.errors import InvalidMessage
+from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
 from pantau.common.health import Health
 from pantau.common.metrics import (
     ALERTER_ALERTS,
@@ -141,34 +142,6 @@ class SubscriptionFeed:
             consumer.close()
 
 
-def _headers(event) -> list[tuple[str, bytes]]:
-    raw = event.headers or {}
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
-
-
-class ChangelogWaits:
-    """Remembers the changelog deliveries of table writes, so an agent can await them before it
-    sends what depends on them (faust drops the future of `table[key] = value`)."""
-
-    def __init__(self, *tables) -> None:
-        self.pending: list = []
-        for table in tables:
-            send_changelog = table.send_changelog
-
-            def recorded(*args, _send=send_changelog, **kwargs):
-                fut = _send(*args, **kwargs)
-                self.pending.append(fut)
-                return fut
-
-            table.send_changelog = recorded
-
-    async def stored(self) -> None:
-        pending, self.pending = self.pending, []
-        if pending:
-            await asyncio.gather(*pending)
-
-
 def build_app(
     contracts: Contracts,
     kafka: KafkaSettings | None = None,
@@ -180,30 +153,11 @@ def build_app(
 ) -> faust.App:
     kafka, topics = kafka or KafkaSettings(), topics or TopicSettings()
     settings, dlq_settings = settings or AlerterSettings(), dlq_settings or DeadLetterSettings()
-    app = faust.App(
-        settings.group,
-        broker=[f"kafka://{server}" for server in kafka.servers],
-        value_serializer="json",
-        key_serializer="json",
-        web_enabled=False,
-        web_port=settings.web_port,
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.table_partitions,
-        topic_replication_factor=settings.table_replication_factor,
-        producer_acks=-1,
-        producer_max_request_size=kafka.max_message_bytes,
-        consumer_max_fetch_size=kafka.max_message_bytes,
-        broker_commit_every=100,
-        broker_commit_interval=2.0,
-        broker_session_timeout=20.0,
-        broker_heartbeat_interval=3.0,
-        datadir=str(settings.data_dir),
-        table_standby_replicas=0,
-    )
-    raw_bytes = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    articles_topic = app.topic(topics.articles_enriched, **raw_bytes)
-    alerts_topic = app.topic(topics.alerts, **raw_bytes)
-    dlq_topic = app.topic(topics.dlq_alerter, **raw_bytes)
+    app = make_app(settings.group, kafka, settings.data_dir, settings.table_partitions,
+                   settings.table_replication_factor, web_port=settings.web_port)  # fmt: skip
+    articles_topic = app.topic(topics.articles_enriched, **RAW_BYTES)
+    alerts_topic = app.topic(topics.alerts, **RAW_BYTES)
+    dlq_topic = app.topic(topics.dlq_alerter, **RAW_BYTES)
     hits_topic = app.topic(f"{settings.group}-hits", partitions=settings.table_partitions, internal=True,
                            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
     firings_topic = app.topic(f"{settings.group}-firings", partitions=1, internal=True,
@@ -263,7 +217,7 @@ def build_app(
     @app.agent(articles_topic, concurrency=1)
     async def route(stream):
         async for event in stream.events():
-            headers = _headers(event)
+            headers = event_headers(event)
             dead = False
             try:
                 subs = await subscriptions_ready()
@@ -312,7 +266,7 @@ def build_app(
                 await detect_one(event)
             except Exception as exc:  # a bug on one hit must not stop every watch: dead-letter it
                 log.exception("detection failed", extra={"offset": event.message.offset})
-                await dead_letter(event, exc, _headers(event), "hits")
+                await dead_letter(event, exc, event_headers(event), "hits")
             yield None
 
     async def detect_one(event) -> None:
@@ -389,7 +343,7 @@ def build_app(
                 await render_one(event)
             except Exception as exc:
                 log.exception("rendering failed", extra={"offset": event.message.offset})
-                await dead_letter(event, exc, _headers(event), "firings")
+                await dead_letter(event, exc, event_headers(event), "firings")
             yield None
 
     async def render_one(event) -> None:
@@ -466,8 +420,3 @@ def _count_states(watches, active: list[str]) -> None:
     firing = sum(1 for k in active if ((watches.get(k) or {}).get("state") or {}).get("state") == "firing")
     ALERTER_WATCHES.labels("firing").set(firing)
     ALERTER_WATCHES.labels("cooldown").set(len(active) - firing)
-
-
-def run_worker(app: faust.App, loglevel: str = "info") -> None:
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    worker.execute_from_commandline()

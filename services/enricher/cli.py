@@ -79,10 +79,11 @@ def enricher() -> None:
 @enricher.command("run")
 def enricher_run() -> None:
     """Run one enricher worker: articles.raw → articles.enriched (scale by starting more)."""
+    from pantau.common.faust_io import run_worker
     from pantau.common.kafka_io import broker_reachable
     from pantau.common.metrics import ENRICHER_MODEL_LOAD_SECONDS
     from pantau.common.runtime import run_service_process
-    from pantau.enricher.stream import build_app, run_worker
+    from pantau.enricher.stream import build_app
 
     settings = EnricherSettings()
     terms = _load_terms(settings)

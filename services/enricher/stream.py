@@ -18,7 +18,6 @@ near-duplicates get one story id whichever worker sees them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
 from pantau.common.errors import InvalidMessage
+from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
 from pantau.common.health import Health
 from pantau.common.metrics import (
     DEAD_LETTERS,
@@ -52,21 +52,13 @@ BAND_ENTRIES = 32  # recent entries kept per SimHash band (bounds the table: at 
 class TableStoryIndex:
     """The StoryIndex port on a faust GlobalTable: band → [[article_id, fingerprint, story_id, seen_at], …].
 
-    Every write's changelog delivery is remembered in `pending`: the agent awaits them before it
-    sends the enriched article, so a story decision that reached downstream is always restorable
-    (a replay then finds it and repeats it; see fingerprint.assign_story)."""
+    Every write's changelog delivery is remembered: the agent awaits `stored()` before it sends the
+    enriched article, so a story decision that reached downstream is always restorable (a replay then
+    finds it and repeats it; see fingerprint.assign_story)."""
 
     def __init__(self, table):
         self.table = table
-        self.pending: list = []
-        send_changelog = table.send_changelog
-
-        def recorded(*args, **kwargs):
-            fut = send_changelog(*args, **kwargs)
-            self.pending.append(fut)
-            return fut
-
-        table.send_changelog = recorded  # faust discards the delivery future of `table[key] = value`
+        self.waits = ChangelogWaits(table)
 
     def candidates(self, band: str) -> Iterable[StoryEntry]:
         return [StoryEntry(a, int(f, 16), s, t) for a, f, s, t in self.table.get(band) or []]
@@ -79,15 +71,7 @@ class TableStoryIndex:
 
     async def stored(self) -> None:
         """Wait until every story decision so far is in the changelog topic."""
-        pending, self.pending = self.pending, []
-        if pending:
-            await asyncio.gather(*pending)
-
-
-def _headers(event) -> list[tuple[str, bytes]]:
-    raw = event.headers or {}
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+        await self.waits.stored()
 
 
 def build_app(
@@ -101,32 +85,11 @@ def build_app(
 ) -> faust.App:
     kafka, topics = kafka or KafkaSettings(), topics or TopicSettings()
     settings, dlq_settings = settings or EnricherSettings(), dlq_settings or DeadLetterSettings()
-    app = faust.App(
-        settings.group,
-        broker=[f"kafka://{server}" for server in kafka.servers],
-        # json for the story table's changelog; the article topics are raw bytes (decoded per event).
-        value_serializer="json",
-        key_serializer="json",
-        web_enabled=False,  # /metrics, /healthz and /readyz are Pantau's own server
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.table_partitions,
-        topic_replication_factor=settings.table_replication_factor,
-        producer_acks=-1,
-        producer_max_request_size=kafka.max_message_bytes,
-        consumer_max_fetch_size=kafka.max_message_bytes,
-        broker_commit_every=100,
-        broker_commit_interval=2.0,
-        # A worker killed without leaving keeps its partitions until the session times out (faust's
-        # default is 60 s): 20 s replaces it sooner, heartbeats every 3 s keep a busy one in.
-        broker_session_timeout=20.0,
-        broker_heartbeat_interval=3.0,
-        datadir=str(settings.data_dir),
-        table_standby_replicas=0,
-    )
-    raw_bytes = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    raw_topic = app.topic(topics.articles_raw, **raw_bytes)
-    enriched_topic = app.topic(topics.articles_enriched, **raw_bytes)
-    dlq_topic = app.topic(topics.dlq_enricher, **raw_bytes)
+    app = make_app(settings.group, kafka, settings.data_dir, settings.table_partitions,
+                   settings.table_replication_factor)  # fmt: skip
+    raw_topic = app.topic(topics.articles_raw, **RAW_BYTES)
+    enriched_topic = app.topic(topics.articles_enriched, **RAW_BYTES)
+    dlq_topic = app.topic(topics.dlq_enricher, **RAW_BYTES)
     # No value_type: faust would treat it as a Record model and fail to restore the changelog.
     stories = app.GlobalTable("stories", default=None, key_type=str)
     raw_codec = Codec.for_topic(contracts, "articles_raw")
@@ -140,7 +103,7 @@ def build_app(
     async def enrich_articles(stream):
         async for event in stream.events():
             started = time.perf_counter()
-            headers = _headers(event)
+            headers = event_headers(event)
             dead = False
             try:
                 raw = raw_codec.decode(event.value, headers)
@@ -183,10 +146,3 @@ def build_app(
     app.pantau_agent = enrich_articles
     app.pantau_topics = {"enriched": enriched_topic, "dlq": dlq_topic}  # for the in-process tests
     return app
-
-
-def run_worker(app: faust.App, loglevel: str = "info") -> None:
-    """Run one worker until SIGTERM/SIGINT (faust's worker handles them: it stops consuming,
-    flushes, commits, leaves the group)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    worker.execute_from_commandline()

@@ -1,0 +1,81 @@
+"""What every faust worker of Pantau shares: the app's settings, raw-bytes topics, event headers,
+waiting for table changelog deliveries, and running a worker. The I/O shell of the enricher and
+the alerter; their cores never import it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from pantau.common.settings import KafkaSettings
+
+# Topics whose messages the agents decode themselves, inside their per-event error handling (faust's
+# own decoding would crash the agent in a loop on one bad message).
+RAW_BYTES = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def make_app(app_id: str, kafka: KafkaSettings, data_dir: Path, partitions: int, replication_factor: int,
+             **overrides: Any) -> faust.App:  # fmt: skip
+    """A faust app with Pantau's delivery settings: acks from all replicas, at-least-once commits,
+    json for the tables' changelogs, its web server off (/metrics, /healthz and /readyz are Pantau's)."""
+    config: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in kafka.servers],
+        "value_serializer": "json",
+        "key_serializer": "json",
+        "web_enabled": False,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_partitions": partitions,
+        "topic_replication_factor": replication_factor,
+        "producer_acks": -1,
+        "producer_max_request_size": kafka.max_message_bytes,
+        "consumer_max_fetch_size": kafka.max_message_bytes,
+        "broker_commit_every": 100,
+        "broker_commit_interval": 2.0,
+        # A worker killed without leaving keeps its partitions until the session times out (faust's
+        # default is 60 s): 20 s replaces it sooner, heartbeats every 3 s keep a busy one in.
+        "broker_session_timeout": 20.0,
+        "broker_heartbeat_interval": 3.0,
+        "datadir": str(data_dir),
+        "table_standby_replicas": 0,
+    }
+    config.update(overrides)
+    return faust.App(app_id, **config)
+
+
+def event_headers(event) -> list[tuple[str, bytes]]:
+    raw = event.headers or {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+class ChangelogWaits:
+    """Remembers the changelog deliveries of table writes, so an agent can await them before it
+    sends what depends on them (faust drops the delivery future of `table[key] = value`)."""
+
+    def __init__(self, *tables) -> None:
+        self.pending: list = []
+        for table in tables:
+            send_changelog = table.send_changelog
+
+            def recorded(*args, _send=send_changelog, **kwargs):
+                fut = _send(*args, **kwargs)
+                self.pending.append(fut)
+                return fut
+
+            table.send_changelog = recorded
+
+    async def stored(self) -> None:
+        """Wait until every table write so far is in its changelog topic."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    """Run one worker until SIGTERM/SIGINT (faust's worker handles them: it stops consuming,
+    flushes, commits, leaves the group)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.execute_from_commandline()
