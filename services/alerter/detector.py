@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -538,17 +538,6 @@ class Merger:
             group["watches"].append([firing.watch, label])
         self.alias[firing.incident_id] = merged
         return merged, [lab for key, lab in group["watches"] if key != firing.watch]
-
-
-def iter_watch_firings(detector: Detector, states: dict[str, WatchState], thresholds: dict[str, Thresholds],
-                       watches: Iterable[str], hit: Hit) -> Iterator[Firing]:  # fmt: skip
-    """Count one article's hit on each of its watches, then evaluate them."""
-    for watch in watches:
-        ws = states.setdefault(watch, WatchState())
-        counted = detector.add(ws, hit)
-        firing = detector.evaluate(watch, ws, thresholds.get(watch, PRESETS["normal"]), fire=counted)
-        if firing is not None:
-            yield firing
 
 
 def run_terms(

@@ -16,13 +16,12 @@ Real-time subscriptions get a `match` alert per matching article (not backfill, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pantau.alerter.detector import (
-    FIRING,
     QUIET,
     Detector,
     DetectorConfig,
@@ -314,18 +313,7 @@ class Engine:
             "kibana_url": None,
         }
 
-    def firing_watches(self) -> list[str]:
-        return sorted(k for k, ws in self.states.items() if ws.state == FIRING)
-
 
 def watch_from_key(key: str) -> Watch:
     kind, _, rest = key.partition(":")
     return Watch(key, kind if kind in ("term", "entity", "query") else "term", rest)
-
-
-def replay(articles: Iterable[dict[str, Any]], subscriptions: Subscriptions, cfg: EngineConfig | None = None
-           ) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """The same detection over articles already in publication-time order."""
-    engine = Engine(subscriptions, cfg)
-    for article in articles:
-        yield from engine.process(article)
