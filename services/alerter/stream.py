@@ -142,6 +142,11 @@ class SubscriptionFeed:
             consumer.close()
 
 
+def internal_topics(settings: AlerterSettings) -> list[tuple[str, int]]:
+    """The alerter's own topics (name, partitions): hits keyed by watch, firings on one partition."""
+    return [(f"{settings.group}-hits", settings.table_partitions), (f"{settings.group}-firings", 1)]
+
+
 def build_app(
     contracts: Contracts,
     kafka: KafkaSettings | None = None,
@@ -158,10 +163,10 @@ def build_app(
     articles_topic = app.topic(topics.articles_enriched, **RAW_BYTES)
     alerts_topic = app.topic(topics.alerts, **RAW_BYTES)
     dlq_topic = app.topic(topics.dlq_alerter, **RAW_BYTES)
-    hits_topic = app.topic(f"{settings.group}-hits", partitions=settings.table_partitions, internal=True,
-                           key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
-    firings_topic = app.topic(f"{settings.group}-firings", partitions=1, internal=True,
-                              key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")  # fmt: skip
+    keyed_bytes = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    (hits_name, hits_partitions), (firings_name, _) = internal_topics(settings)
+    hits_topic = app.topic(hits_name, partitions=hits_partitions, internal=True, **keyed_bytes)
+    firings_topic = app.topic(firings_name, partitions=1, internal=True, **keyed_bytes)
     # No value_type: faust would treat it as a Record model (see the enricher's story table).
     watches = app.Table("watches", default=None, key_type=str, partitions=settings.table_partitions)
     volumes = app.Table("volumes", default=None, key_type=str, partitions=settings.table_partitions)

@@ -79,3 +79,37 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     flushes, commits, leaves the group)."""
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
     worker.execute_from_commandline()
+
+
+def ensure_topics(kafka: KafkaSettings, partitions: dict[str, int], replication_factor: int,
+                  timeout_s: float = 60.0) -> None:  # fmt: skip
+    """Create a worker's internal topics before faust starts, and wait until the broker's metadata
+    shows them. faust creates them itself, but its first group assignment can run before the new
+    topic is in the metadata: it then ignores the topic ("Ignoring missing topic") and the agent on
+    it receives nothing until the next rebalance."""
+    import contextlib
+    import time
+
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from pantau.common.kafka_io import make_admin, make_consumer
+
+    admin = make_admin(kafka, "faust-topics")
+    try:
+        missing = [name for name in partitions if name not in set(admin.list_topics())]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker made them first
+                admin.create_topics([NewTopic(name, partitions[name], replication_factor) for name in missing])
+    finally:
+        admin.close()
+    consumer = make_consumer(kafka, "faust-topics", group_id=None)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while any(len(consumer.partitions_for_topic(n) or ()) < p for n, p in partitions.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"internal topics not in the metadata after {timeout_s:.0f} s: {sorted(partitions)}")
+            consumer.topics()  # refreshes the metadata
+            time.sleep(0.2)
+    finally:
+        consumer.close()
