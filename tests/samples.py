@@ -102,3 +102,25 @@ def alerter_stream(contracts, start: float, hours: int, per_hour: int, surge_at_
                 out.append(article(n, t, title, text, f"news{k % surge_sources}", terms, backfill))
     out.sort(key=lambda a: a["published_at"])
     return out
+
+
+def read_records(kafka_settings, topic: str, until, timeout_s: float, drain_s: float = 0.0) -> list:
+    """Records until `until(records)` holds (or the timeout), then `drain_s` more of whatever else is
+    there: a poll returns some partitions before others, and a later revision may be read first."""
+    import time
+
+    from pantau.common.kafka_io import make_consumer
+
+    consumer = make_consumer(kafka_settings, "tests", group_id=None, topics=[topic])
+    records, deadline = [], time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        drained = time.monotonic() + drain_s
+        while time.monotonic() < drained:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records

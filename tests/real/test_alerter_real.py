@@ -21,8 +21,8 @@ from pantau.alerter.publish import apply_subscriptions
 from pantau.alerter.stream import partition_of
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
-from pantau.common.kafka_io import close_producer, make_consumer, make_producer, record_headers
-from tests.samples import alerter_stream, topic_env
+from pantau.common.kafka_io import close_producer, make_producer, record_headers
+from tests.samples import alerter_stream, read_records, topic_env
 
 START = 1_764_000_000.0  # publication times are in the past: detection runs on stream time
 SURGE_HOUR = 54
@@ -79,33 +79,13 @@ def produce(kafka_settings, contracts, topic: str, articles: list[dict], extra: 
     close_producer(producer)
 
 
-def read(kafka_settings, topic: str, until, timeout_s: float, drain_s: float = 0.0) -> list:
-    """Records until `until(records)` holds (or the timeout), then `drain_s` more of whatever else is
-    there: a poll returns some partitions before others, and a later revision may be read first."""
-    consumer = make_consumer(kafka_settings, "tests", group_id=None, topics=[topic])
-    records, deadline = [], time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until(records):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        drained = time.monotonic() + drain_s
-        while time.monotonic() < drained:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
-
-
 def spike_alerts(kafka_settings, contracts, topic: str, until, timeout_s: float) -> list[dict]:
     codec = Codec.for_topic(contracts, "alerts")
 
-    def decoded(records):
-        return [codec.decode(r.value, record_headers(r)) for r in records]
+    def spikes(records):
+        return [a for a in (codec.decode(r.value, record_headers(r)) for r in records) if a["kind"] == "spike"]
 
-    records = read(kafka_settings, topic, lambda rs: until([a for a in decoded(rs) if a["kind"] == "spike"]), timeout_s,
-                   drain_s=5.0)  # fmt: skip
-    return [a for a in decoded(records) if a["kind"] == "spike"]
+    return spikes(read_records(kafka_settings, topic, lambda rs: until(spikes(rs)), timeout_s, drain_s=5.0))
 
 
 def resolved(alerts: list[dict]) -> bool:
@@ -178,7 +158,7 @@ def test_surge_is_one_incident_through_a_kill_and_bad_input_is_dead_lettered(
         log = (tmp_path / "workers.log").read_text()
         check_one_incident(alerts, log)
 
-        letters = read(kafka_settings, applied_topics.dlq_alerter, lambda r: len(r) >= 2, 60)
+        letters = read_records(kafka_settings, applied_topics.dlq_alerter, lambda r: len(r) >= 2, 60)
         by_topic = {read_provenance(record_headers(r))["topic"]: r for r in letters}
         assert by_topic[applied_topics.articles_enriched].value == b"{not json"
         sub_letter = by_topic[applied_topics.subscriptions]
@@ -198,7 +178,7 @@ def test_surge_is_one_incident_through_a_rebalance(kafka_settings, contracts, ap
     second = None
     try:
         # The first worker has read up to the surge's fourth story (not yet a spike) ...
-        read(kafka_settings, applied_topics.alerts, lambda r: False, 45)
+        read_records(kafka_settings, applied_topics.alerts, lambda r: False, 45)
         second = start_worker(worker_env, 2, tmp_path)  # ... a second joins: partitions move mid-surge
         time.sleep(5)
         produce(kafka_settings, contracts, applied_topics.articles_enriched, after)
@@ -210,7 +190,9 @@ def test_surge_is_one_incident_through_a_rebalance(kafka_settings, contracts, ap
             return [r for r in records if r.key]
 
         hits = keyed(
-            read(kafka_settings, worker_env["PANTAU_ALERTER_GROUP"] + "-hits", lambda r: len(keyed(r)) >= 20, 60)
+            read_records(
+                kafka_settings, worker_env["PANTAU_ALERTER_GROUP"] + "-hits", lambda r: len(keyed(r)) >= 20, 60
+            )
         )
         assert len(hits) >= 20 and all(r.partition == partition_of(r.key.decode(), 3) for r in hits)
     finally:

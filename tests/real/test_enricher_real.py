@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -17,12 +16,12 @@ import pytest
 
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
-from pantau.common.kafka_io import make_consumer, make_producer, record_headers
+from pantau.common.kafka_io import make_producer, record_headers
 from pantau.crawler.article import build_article
 from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
-from tests.samples import topic_env
+from tests.samples import read_records, topic_env
 
 BASE = "https://www.kompas.tv"
 SOURCE = Source(id="kompastv", name="Kompas TV", homepage=BASE, country="ID", languages=["id"],
@@ -44,18 +43,6 @@ def start_worker(env: dict, port: int, log_path) -> subprocess.Popen:
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def read_all(kafka_settings, topic: str, until, timeout_s: float) -> list:
-    consumer = make_consumer(kafka_settings, "tests", group_id=None, topics=[topic])
-    records, deadline = [], time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until(records):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 @pytest.fixture
@@ -93,13 +80,13 @@ def test_two_workers_a_kill_and_dead_letters(kafka_settings, contracts, applied_
         wanted = {a["id"] for a in articles}
 
         # Let the first worker make progress, then a second joins (rebalance), then the first dies.
-        read_all(kafka_settings, applied_topics.articles_enriched, lambda r: len(r) >= 20, 120)
+        read_records(kafka_settings, applied_topics.articles_enriched, lambda r: len(r) >= 20, 120)
         second = start_worker(worker_env, 0, logs)
-        read_all(kafka_settings, applied_topics.articles_enriched, lambda r: len(r) >= 50, 120)
+        read_records(kafka_settings, applied_topics.articles_enriched, lambda r: len(r) >= 50, 120)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
 
-        records = read_all(
+        records = read_records(
             kafka_settings,
             applied_topics.articles_enriched,
             lambda r: {rec.key.decode() for rec in r} >= wanted,
@@ -116,7 +103,7 @@ def test_two_workers_a_kill_and_dead_letters(kafka_settings, contracts, applied_
         assert sample["language"]["code"] in ("id", "en")
         assert sample["stems"]["stemmer"] in ("sastrawi", "snowball-english")
 
-        letters = read_all(kafka_settings, applied_topics.dlq_enricher, lambda r: len(r) >= 2, 60)
+        letters = read_records(kafka_settings, applied_topics.dlq_enricher, lambda r: len(r) >= 2, 60)
         assert {r.key for r in letters} == set(bad)
         for letter in letters:
             assert letter.value == bad[letter.key]  # original bytes
