@@ -31,6 +31,7 @@ def make_app(app_id: str, kafka: KafkaSettings, data_dir: Path, partitions: int,
         "topic_replication_factor": replication_factor,
         "producer_acks": -1,
         "producer_max_request_size": kafka.max_message_bytes,
+        "producer_max_batch_size": 256 * 1024,  # ~10 KB articles: many per batch, not one (16 KB default)
         "consumer_max_fetch_size": kafka.max_message_bytes,
         "broker_commit_every": 100,
         "broker_commit_interval": 2.0,

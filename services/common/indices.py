@@ -29,7 +29,7 @@ class RenderedTemplate:
 
 def monthly_index(prefix: str, kind: str, when: datetime) -> str:
     """The concrete index for a document whose immutable date is `when` (UTC month)."""
-    return f"{prefix}-{kind}-{when:%Y.%m}"
+    return f"{prefix}-{kind}-{when.year:04d}.{when.month:02d}"  # not strftime: once per document
 
 
 def expired_indices(names: list[str], prefix: str, now: datetime, keep_months: int) -> list[str]:

@@ -177,6 +177,9 @@ class IndexerSettings(BaseSettings):
         description="Largest _bulk body sent (Elasticsearch refuses bodies over http.max_content_length, "
         "100 MB by default). A single document larger than this goes to the dead-letter topic.",
     )
+    max_inflight_bulks: int = Field(
+        2, ge=1, le=8, description="Bulk requests sent and not yet settled; 2 keeps Elasticsearch busy between them."
+    )
     poll_timeout_ms: int = Field(200, ge=1, description="How long one poll waits for records.")
     retry_initial_s: float = Field(0.2, gt=0, description="First delay before retrying a transient failure.")
     retry_max_s: float = Field(10.0, gt=0, description="Cap of the delay between retries (retries never stop).")

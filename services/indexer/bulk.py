@@ -6,11 +6,12 @@ only below the first record not yet confirmed in Elasticsearch or in the dead-le
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+import orjson
 
 from pantau.indexer.documents import IndexAction
 
@@ -77,8 +78,7 @@ class Item:
 
 def bulk_lines(action: IndexAction) -> bytes:
     meta = {"index": {"_index": action.index, "_id": action.id, "version": action.version, "version_type": "external"}}
-    return (json.dumps(meta, separators=(",", ":")) + "\n" + json.dumps(action.source, ensure_ascii=False,
-            separators=(",", ":")) + "\n").encode()  # fmt: skip
+    return orjson.dumps(meta) + b"\n" + orjson.dumps(action.source) + b"\n"
 
 
 @dataclass

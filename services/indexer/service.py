@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -77,13 +78,20 @@ class Indexer:
             topics.articles_enriched: ("articles_enriched", enriched_codec, article_action),
             topics.alerts: ("alerts", alerts_codec, alert_action),
         }
+        # Metric children bound once: labels() costs more than the rest of counting, per document.
+        self._decoded_ok = {topic: MESSAGES_DECODED.labels(SERVICE, topic_id, "ok")
+                            for topic, (topic_id, _, _) in self.routes.items()}  # fmt: skip
+        self._documents = {(kind, outcome): INDEXER_DOCUMENTS.labels(kind, outcome.value)
+                           for kind in ("articles", "alerts") for outcome in (Outcome.INDEXED, Outcome.DUPLICATE)}  # fmt: skip
         self.batch = Batch(settings.batch_max_docs, settings.batch_max_bytes, settings.batch_max_wait_s)
         self.ledger = OffsetLedger()
         self.backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
         self.owned: set[tuple[str, int]] = set()
         self.revoked_pending: set[tuple[str, int]] = set()
         self.paused = False
-        self.inflight: Future | None = None  # the bulk in flight: [(chunk, answer), ...] once done
+        # Bulks sent, oldest first, each [(chunk, answer), ...] once done: the sender thread starts the
+        # next one the moment Elasticsearch answers the previous, while this thread settles that answer.
+        self.inflight: deque[Future] = deque()
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
         self.es_ok = True
         self._lag_due = 0.0
@@ -100,9 +108,9 @@ class Indexer:
         log.info("indexing", extra={"topics": self.topics})
         self._es_state(reachable(self.es))
         while not self.shutdown.requested:
-            self._poll_once(self.settings.poll_timeout_ms if self.inflight is None else 10)
-            if self.inflight is not None and (self.inflight.done() or self.batch.due(self.clock())):
-                self.settle_inflight()
+            self._poll_once(10 if self.inflight else self.settings.poll_timeout_ms)
+            while self.inflight and self.inflight[0].done():
+                self._settle_oldest()
             if self.batch.due(self.clock()):
                 self.dispatch()
             self.commit()
@@ -128,7 +136,7 @@ class Indexer:
         headers = record_headers(record)
         try:
             message = codec.decode(record.value, headers)
-            MESSAGES_DECODED.labels(SERVICE, topic_id, "ok").inc()
+            self._decoded_ok[record.topic].inc()
             item = Item(record.topic, record.partition, record.offset, record.key, record.value, headers,
                         to_action(message, self.prefix, datetime.now(UTC)))  # fmt: skip
             if item.size > self.settings.max_request_bytes:
@@ -144,19 +152,23 @@ class Indexer:
 
     # ---------------------------------------------------------------- flushing
     def dispatch(self) -> None:
-        """Send the due batch in the background (one bulk in flight, like the Connect sink's
-        max.in.flight.requests) while the next batch is polled and decoded. The previous bulk is
-        settled first, its retries included, so documents reach Elasticsearch in consumed order."""
-        self.settle_inflight()
+        """Send the due batch in the background (at most `max_inflight_bulks` sent and unsettled, like
+        the Connect sink's max.in.flight.requests) while the next batch is polled and decoded. One
+        thread sends them in consumed order. A retried document may reach Elasticsearch after a later
+        revision of itself: external versioning refuses the older one (a counted duplicate)."""
+        while len(self.inflight) >= self.settings.max_inflight_bulks:
+            self._settle_oldest()
         items = self.batch.take()
         if items:
             INDEXER_BATCH_DOCUMENTS.observe(len(items))
-            self.inflight = self.sender.submit(self._request_all, items)
+            self.inflight.append(self.sender.submit(self._request_all, items))
 
     def settle_inflight(self, deadline: float | None = None) -> None:
-        if self.inflight is None:
-            return
-        future, self.inflight = self.inflight, None
+        while self.inflight:
+            self._settle_oldest(deadline)
+
+    def _settle_oldest(self, deadline: float | None = None) -> None:
+        future = self.inflight.popleft()
         pending: list[Item] = []
         for chunk, answer in future.result():
             pending += self._apply(chunk, answer)
@@ -164,7 +176,7 @@ class Indexer:
             self._settle(pending, deadline)
 
     def flush(self, deadline: float | None = None) -> None:
-        """Settle the bulk in flight, then send the batch and settle it: retry transient failures
+        """Settle the bulks in flight, then send the batch and settle it: retry transient failures
         (paused, polling) until every item is confirmed, or until `deadline`."""
         self.settle_inflight(deadline)
         items = self.batch.take()
@@ -259,7 +271,7 @@ class Indexer:
             elif outcome is Outcome.PERMANENT:
                 self._dead_letter(item, Rejected(describe_error(result.get("error"))))
             else:
-                INDEXER_DOCUMENTS.labels(index_kind, outcome.value).inc()
+                self._documents[index_kind, outcome].inc()
                 self.ledger.confirm(item.topic, item.partition, item.offset)
                 if outcome is Outcome.INDEXED and index_kind == "articles":
                     _observe_freshness(item.action.source, now)
@@ -381,11 +393,15 @@ def _error_of(exc: ApiError) -> dict | None:
     return error if isinstance(error, dict) else None
 
 
+_FRESHNESS = (("published_at", INDEXER_FRESHNESS_SECONDS.labels("published")),
+              ("crawled_at", INDEXER_FRESHNESS_SECONDS.labels("crawled")))  # fmt: skip
+
+
 def _observe_freshness(doc: dict, now: datetime) -> None:
-    for since, field in (("published", "published_at"), ("crawled", "crawled_at")):
+    for field, histogram in _FRESHNESS:
         if doc.get(field):
             age = (now - datetime.fromisoformat(doc[field].replace("Z", "+00:00"))).total_seconds()
-            INDEXER_FRESHNESS_SECONDS.labels(since).observe(max(0.0, age))
+            histogram.observe(max(0.0, age))
 
 
 class _Listener(ConsumerRebalanceListener):

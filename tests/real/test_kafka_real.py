@@ -138,7 +138,7 @@ def test_an_invalid_message_goes_to_the_dead_letter_topic_with_provenance(kafka_
     assert bad["topic"] == applied_topics.articles_raw
     assert bad["partition"].isdigit() and bad["offset"].isdigit()
     assert (bad["service"], bad["error-type"]) == ("enricher", "InvalidMessage")
-    assert bad["reason"] == "article-raw.v1: revision: data.revision must be bigger than or equal to 1"
+    assert bad["reason"] == "article-raw.v1: revision: 0 is less than the minimum of 1"
     assert "not UTF-8" in read_provenance(record_headers(by_key[b"junk"]))["reason"]
     assert ("pantau-schema", b"article-raw.v1") in record_headers(by_key[b"bad"])
     after = REGISTRY.get_sample_value(
