@@ -29,6 +29,16 @@ def _month_of(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _entity_fields(entities: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Canonical names by type, and ids, in one pass (once per document: the indexer's hot path)."""
+    names: dict[str, set[str]] = {kind: set() for kind in ENTITY_FIELDS}
+    ids = set()
+    for entity in entities:
+        names[entity["type"]].add(entity["name"])
+        ids.add(entity["id"])
+    return {field: sorted(names[kind]) for kind, field in ENTITY_FIELDS.items()} | {"entity_ids": sorted(ids)}
+
+
 def article_action(enriched: dict[str, Any], prefix: str, indexed_at: datetime) -> IndexAction:
     source = enriched["source"]
     first_seen = enriched.get("first_seen_at") or enriched["crawled_at"]
@@ -53,8 +63,7 @@ def article_action(enriched: dict[str, Any], prefix: str, indexed_at: datetime) 
         "language": enriched["language"]["code"],
         "language_probability": enriched["language"]["probability"],
         "language_hint": enriched.get("language_hint"),
-        **{field: sorted({e["name"] for e in entities if e["type"] == kind}) for kind, field in ENTITY_FIELDS.items()},
-        "entity_ids": sorted({e["id"] for e in entities}),
+        **_entity_fields(entities),
         "mentions": sorted({m["text"] for m in enriched.get("entities") or []}),
         "terms": sorted({t["term"] for t in enriched.get("terms") or []}),
         "story_id": enriched["story"]["id"],
