@@ -81,8 +81,9 @@ class Indexer:
         # Metric children bound once: labels() costs more than the rest of counting, per document.
         self._decoded_ok = {topic: MESSAGES_DECODED.labels(SERVICE, topic_id, "ok")
                             for topic, (topic_id, _, _) in self.routes.items()}  # fmt: skip
+        confirmed = (Outcome.INDEXED, Outcome.DUPLICATE)
         self._documents = {(kind, outcome): INDEXER_DOCUMENTS.labels(kind, outcome.value)
-                           for kind in ("articles", "alerts") for outcome in (Outcome.INDEXED, Outcome.DUPLICATE)}  # fmt: skip
+                           for kind in ("articles", "alerts") for outcome in confirmed}  # fmt: skip
         self.batch = Batch(settings.batch_max_docs, settings.batch_max_bytes, settings.batch_max_wait_s)
         self.ledger = OffsetLedger()
         self.backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)

@@ -85,7 +85,7 @@ def test_encode_refuses_invalid_messages_naming_schema_version_and_field(contrac
     [
         (b"\xff\xfe\x00junk", "not UTF-8"),
         (b"{not json", "not JSON"),
-        (b"[]", "is not of type \"object\""),
+        (b"[]", 'is not of type "object"'),
         (None, "null value on a non-compacted topic"),
     ],
 )
