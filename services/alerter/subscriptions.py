@@ -7,8 +7,11 @@ names the file, the subscription and the field, and all errors are reported at o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +60,26 @@ def check(sub: Any, codec: Codec, origin: str) -> list[str]:
             reason = webhook_url_problem(hook["url"])
             if reason:
                 problems.append(f"{name}: channels.webhooks[{n}].url: {reason}")
+        if isinstance(hook, dict) and isinstance(hook.get("secret"), str):
+            reason = webhook_secret_problem(hook["secret"])
+            if reason:
+                problems.append(f"{name}: channels.webhooks[{n}].secret: {reason}")
     return problems
+
+
+def fresh_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and the base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def webhook_secret_problem(secret: str) -> str | None:
+    """Standard Webhooks secrets are `whsec_` + base64 of the key: a receiver's library decodes it so."""
+    body = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return "must be whsec_ followed by standard base64 (`pantau subscriptions new` makes one)"
+    return None if len(key) >= 16 else "the key must be at least 16 bytes (24 recommended)"
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -133,11 +155,9 @@ def new_subscription(query: str, owner: str, webhooks: list[str], emails: list[s
                      preset: str = "normal", name: str | None = None, secret: str | None = None,
                      sub_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """A valid subscription (raises QueryError or SubscriptionError otherwise)."""
-    import secrets as random
-
     parse_query(query)
     moment = (now or datetime.now(UTC)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    hooks = [{"url": url, "secret": secret or "whsec_" + random.token_urlsafe(24), "format": "standard"}
+    hooks = [{"url": url, "secret": secret or fresh_secret(), "format": "standard"}
              for url in webhooks]  # fmt: skip
     sub = {
         "id": sub_id or f"{slug(owner)}-{slug(query)}"[:120].strip("-"),

@@ -8,9 +8,10 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
+from standardwebhooks.webhooks import Webhook
 
 from pantau.alerter.engine import Engine, Subscriptions, event_time
-from pantau.alerter.subscriptions import SubscriptionError, load, new_subscription
+from pantau.alerter.subscriptions import SubscriptionError, check, load, new_subscription
 from pantau.cli import main
 from pantau.common.codec import Codec
 from tests.samples import alerter_stream
@@ -68,6 +69,19 @@ def test_new_subscription_is_valid_and_has_a_fresh_secret(codec):
     assert a["id"] == "defence-desk-amunisi-or-peluru-artileri"
     assert a["channels"]["webhooks"][0]["secret"].startswith("whsec_")
     assert a["channels"]["webhooks"][0]["secret"] != b["channels"]["webhooks"][0]["secret"]
+    # A receiver's Standard Webhooks library reads it: whsec_ + base64 of a 24-byte key.
+    assert len(Webhook(a["channels"]["webhooks"][0]["secret"])._whsecret) == 24
+    assert check(a, codec, "new") == []
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [("whsec_not-base64-at-all_but_long", "standard base64"), ("whsec_AAAAAAAAAAAAAAAAAAAA", "at least 16 bytes")],
+)
+def test_check_refuses_a_secret_receivers_cannot_decode(codec, secret, reason):
+    sub = {**VALID, "channels": {"webhooks": [{"url": "https://hooks.example.org/x", "secret": secret}]}}
+    [problem] = check(sub, codec, "f.yaml")
+    assert "channels.webhooks[0].secret" in problem and reason in problem
 
 
 def test_cli_new_prints_a_file_that_check_accepts(tmp_path):
