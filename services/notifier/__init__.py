@@ -1,0 +1,1 @@
+"""Telling subscribers: grouping, Standard Webhooks delivery, email, and the delivery log."""
