@@ -149,12 +149,14 @@ from pantau.alerter.cli import alerter, spikes, subscriptions  # noqa: E402
 from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
 from pantau.enricher.cli import enrich_cmd, enricher  # noqa: E402
 from pantau.indexer.cli import indexer  # noqa: E402
+from pantau.notifier.cli import notifier  # noqa: E402
 
 main.add_command(crawl)
 main.add_command(extract_cmd)
 main.add_command(enrich_cmd)
 main.add_command(enricher)
 main.add_command(indexer)
+main.add_command(notifier)
 main.add_command(alerter)
 main.add_command(spikes)
 main.add_command(subscriptions)

@@ -249,6 +249,7 @@ EOF
   local stamp; stamp="$(sha256sum "$secrets" "$here/elasticsearch/users.txt" | sha256sum | cut -c1-64)"
   if [ "$(cat "$es_home/config/.pantau-secrets" 2>/dev/null)" != "$stamp" ]; then
     log "writing the keystore and file-realm users"
+    rm -f "$es_home/config/.pantau-secrets"  # an interrupted rewrite is redone next start, not trusted
     # shellcheck disable=SC1090
     source "$secrets"
     rm -f "$es_home/config/elasticsearch.keystore"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from typing import Any
 
@@ -31,7 +30,7 @@ import faust
 
 from pantau.alerter.detector import QUIET, Firing, Hit, Volume, WatchState, bucket_of
 from pantau.alerter.engine import Engine, EngineConfig, Renderer, Subscriptions, Watch, article_ref, event_time
-from pantau.alerter.subscriptions import check
+from pantau.alerter.feed import SubscriptionFeed
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
@@ -42,7 +41,6 @@ from pantau.common.metrics import (
     ALERTER_ALERTS,
     ALERTER_ARTICLES,
     ALERTER_STREAM_LAG_SECONDS,
-    ALERTER_SUBSCRIPTIONS,
     ALERTER_WATCHES,
     DEAD_LETTERS,
     MESSAGES_DECODED,
@@ -52,94 +50,6 @@ from pantau.common.settings import AlerterSettings, DeadLetterSettings, KafkaSet
 log = logging.getLogger(__name__)
 SERVICE = "alerter"
 EMITTED_KEPT = 5000  # alert ids remembered by `render` to skip re-sends after a replay
-
-
-class InvalidSubscription(ValueError):
-    """A record on the subscriptions topic that is not a valid subscription."""
-
-
-class SubscriptionFeed:
-    """Reads the compacted subscriptions topic from the start, forever, in a thread of its own;
-    `current` is swapped whole on every change (readers never see a half-applied update)."""
-
-    def __init__(self, kafka: KafkaSettings, topic: str, codec: Codec, dead_letter) -> None:
-        self.kafka, self.topic, self.codec = kafka, topic, codec
-        self.dead_letter = dead_letter  # (record, exc) -> None, called on this thread
-        self.current = Subscriptions()
-        self.caught_up = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="subscriptions", daemon=True)
-        self._by_id: dict[str, dict[str, Any]] = {}
-        self._invalid: set[str] = set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def apply(self, key: bytes | None, value: bytes | None, headers, origin: str) -> str | None:
-        """One record; returns a reason when it is invalid (the caller dead-letters it)."""
-        sub_id = key.decode("utf-8", "replace") if key else None
-        try:
-            sub = self.codec.decode(value, headers)
-        except InvalidMessage as exc:
-            return str(exc)
-        if sub is None:  # tombstone
-            if sub_id:
-                self._by_id.pop(sub_id, None)
-                self._invalid.discard(sub_id)
-            return None
-        problems = check(sub, self.codec, origin)
-        if problems:
-            self._invalid.add(sub["id"])
-            return "; ".join(problems)
-        if sub_id and sub_id != sub["id"]:
-            return f"key {sub_id!r} is not the subscription id {sub['id']!r}"
-        self._invalid.discard(sub["id"])
-        self._by_id[sub["id"]] = sub
-        return None
-
-    def _publish(self) -> None:
-        self.current = Subscriptions.of(self._by_id[k] for k in sorted(self._by_id))
-        ALERTER_SUBSCRIPTIONS.labels("valid").set(len(self._by_id))
-        ALERTER_SUBSCRIPTIONS.labels("invalid").set(len(self._invalid))
-
-    def _run(self) -> None:
-        from kafka import TopicPartition
-
-        from pantau.common.kafka_io import make_consumer, record_headers
-
-        consumer = make_consumer(self.kafka, "alerter-subscriptions", group_id=None)
-        try:
-            partitions = [
-                TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [0])
-            ]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            end = consumer.end_offsets(partitions)
-            while not self._stop.is_set():
-                batches = consumer.poll(timeout_ms=500)
-                changed = False
-                for records in batches.values():
-                    for record in records:
-                        headers = record_headers(record)
-                        reason = self.apply(record.key, record.value, headers,
-                                            f"{record.topic}@{record.partition}:{record.offset}")  # fmt: skip
-                        changed = True
-                        if reason is not None:
-                            log.warning("invalid subscription", extra={"offset": record.offset, "reason": reason})
-                            self.dead_letter(record, InvalidSubscription(reason))
-                if changed:
-                    self._publish()
-                if not self.caught_up.is_set() and all(consumer.position(p) >= end[p] for p in partitions):
-                    self._publish()
-                    self.caught_up.set()
-        except Exception:
-            log.exception("subscription feed failed")
-            raise
-        finally:
-            consumer.close()
 
 
 def internal_topics(settings: AlerterSettings) -> list[tuple[str, int]]:

@@ -192,3 +192,45 @@ ALERTER_STREAM_LAG_SECONDS = Gauge(
     ["partition"],
     registry=REGISTRY,
 )
+
+# ---- notifier --------------------------------------------------------------------------------
+NOTIFIER_ALERTS = Counter(
+    "pantau_notifier_alerts_total",
+    "Alerts read by the notifier, by kind (spike, match) and state (firing, updated, resolved).",
+    ["kind", "state"],
+    registry=REGISTRY,
+)
+NOTIFIER_OFFERS = Counter(
+    "pantau_notifier_offers_total",
+    "Alert x target decisions: queued, duplicate (told before), repeat (same state within the repeat "
+    "interval), disabled (endpoint gone), unknown (no such subscription).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+NOTIFIER_NOTIFICATIONS = Counter(
+    "pantau_notifier_notifications_total",
+    "Notification attempts by channel and outcome (delivered, retry, disabled, refused, failed, cancelled).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFIER_PENDING = Gauge(
+    "pantau_notifier_pending",
+    "Notifications logged and not yet delivered (retries included), and alerts waiting in groups.",
+    ["what"],
+    registry=REGISTRY,
+)
+NOTIFIER_DELIVERY_SECONDS = Histogram(
+    "pantau_notifier_delivery_seconds",
+    "From the alert's detection (since=alert) or its first article's publication (since=published) to "
+    "the delivery, by channel.",
+    ["channel", "since"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 86400),
+    registry=REGISTRY,
+)
+NOTIFIER_ATTEMPT_SECONDS = Histogram(
+    "pantau_notifier_attempt_seconds",
+    "Duration of one delivery attempt, by channel.",
+    ["channel"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20),
+    registry=REGISTRY,
+)

@@ -43,6 +43,7 @@ class TopicSettings(BaseSettings):
     articles_enriched: str = Field("articles.enriched", description="Enriched articles (enricher → indexer, alerter).")
     alerts: str = Field("alerts", description="Spike and match alerts (alerter → notifier, indexer).")
     subscriptions: str = Field("subscriptions", description="Compacted subscriptions, keyed by subscription id.")
+    notifications: str = Field("notifications", description="The notifier's compacted delivery log.")
     dlq_enricher: str = Field("dlq.enricher", description="Dead letters of the enricher.")
     dlq_indexer: str = Field("dlq.indexer", description="Dead letters of the indexer.")
     dlq_alerter: str = Field("dlq.alerter", description="Dead letters of the alerter.")
@@ -217,6 +218,35 @@ class AlerterSettings(BaseSettings):
     )
 
 
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_NOTIFIER_", extra="ignore")
+
+    group: str = Field("pantau-notifier", description="Consumer group of the notifier (one active worker).")
+    allow_loopback: bool = Field(
+        False, description="Let webhooks reach loopback addresses (the demo and tests only); private, "
+        "link-local (cloud metadata) and reserved addresses are refused regardless."
+    )  # fmt: skip
+    group_wait_s: float = Field(30.0, ge=0, description="A new group waits this long for related alerts.")
+    match_group_wait_s: float = Field(10.0, ge=0, description="The same for real-time matches.")
+    group_interval_s: float = Field(300.0, ge=0, description="Least time between two messages to one target.")
+    repeat_interval_s: float = Field(
+        4 * 3600.0, ge=0, description="An incident told is told again in the same state only after this long."
+    )
+    hourly_cap: int = Field(20, ge=1, description="Messages per subscriber per hour; more wait, grouped.")
+    retry_initial_s: float = Field(5.0, gt=0, description="First retry delay ceiling (full jitter).")
+    retry_max_s: float = Field(6 * 3600.0, gt=0, description="Largest delay between two attempts.")
+    give_up_after_s: float = Field(3 * 86400.0, gt=0, description="A notification is retried this long.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="One webhook attempt's time limit.")
+    max_concurrent_sends: int = Field(200, ge=1, description="Deliveries in flight (each target one at a time).")
+    smtp_host: str = Field("127.0.0.1", description="Mail server for email notifications.")
+    smtp_port: int = Field(25, description="Its port (587 with STARTTLS, 465 with TLS).")
+    smtp_username: str | None = Field(None, description="SMTP login, when the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    smtp_timeout_s: float = Field(20.0, gt=0, description="One email attempt's time limit.")
+    email_from: str = Field("Pantau <pantau@localhost>", description="The From: of notification emails.")
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -228,4 +258,5 @@ SETTINGS_GROUPS = (
     EnricherSettings,
     IndexerSettings,
     AlerterSettings,
+    NotifierSettings,
 )

@@ -32,6 +32,7 @@ from pantau.common.dlq import Provenance
 from pantau.common.es_io import reachable
 from pantau.common.health import Health
 from pantau.common.kafka_io import DeadLetterProducer, record_headers
+from pantau.common.ledger import OffsetLedger
 from pantau.common.metrics import (
     INDEXER_BATCH_DOCUMENTS,
     INDEXER_BULK_SECONDS,
@@ -43,7 +44,7 @@ from pantau.common.metrics import (
 )
 from pantau.common.settings import IndexerSettings, TopicSettings
 from pantau.common.shutdown import ShutdownFlag
-from pantau.indexer.bulk import Batch, Item, OffsetLedger, Outcome, chunks, classify, describe_error
+from pantau.indexer.bulk import Batch, Item, Outcome, chunks, classify, describe_error
 from pantau.indexer.documents import alert_action, article_action
 
 log = logging.getLogger(__name__)

@@ -80,21 +80,34 @@ class Notification:
     created_at: float
     attempts: int = 0
     next_at: float = 0.0
-    state: str = "pending"  # pending | delivered | failed | disabled
+    state: str = "pending"  # pending | delivered | failed | disabled | refused | cancelled
+    last_error: str | None = None
+    delivered_at: float | None = None
 
     @property
     def alert_ids(self) -> list[str]:
         return [a["id"] for a in self.alerts]
 
     def to_record(self) -> dict[str, Any]:
-        """What the delivery log keeps (key: the notification id)."""
-        return {"id": self.id, "target": self.target.__dict__, "alerts": self.alerts, "created_at": self.created_at,
-                "attempts": self.attempts, "next_at": self.next_at, "state": self.state}  # fmt: skip
+        """What the delivery log keeps (key: the notification id). Not the secret: it is read from the
+        subscription at each attempt, so a rotated secret signs the retries."""
+        return {"kind": "notification", "id": self.id, "target": target_record(self.target), "alerts": self.alerts,
+                "created_at": self.created_at, "attempts": self.attempts, "next_at": self.next_at,
+                "state": self.state, "last_error": self.last_error, "delivered_at": self.delivered_at}  # fmt: skip
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Notification:
         return cls(record["id"], Target(**record["target"]), record["alerts"], record["created_at"],
-                   record["attempts"], record["next_at"], record["state"])  # fmt: skip
+                   record["attempts"], record["next_at"], record["state"], record.get("last_error"),
+                   record.get("delivered_at"))  # fmt: skip
+
+
+def target_record(target: Target) -> dict[str, Any]:
+    out = {"subscription_id": target.subscription_id, "owner": target.owner, "channel": target.channel,
+           "address": target.address}  # fmt: skip
+    if target.channel == "webhook":
+        out["format"] = target.format
+    return out
 
 
 def notification_id(target: Target, alert_ids: Iterable[str]) -> str:

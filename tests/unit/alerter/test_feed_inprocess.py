@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pantau.alerter.stream import SubscriptionFeed
+from pantau.alerter.feed import SubscriptionFeed
 from pantau.common.codec import Codec
 from pantau.common.settings import KafkaSettings
 

@@ -6,8 +6,9 @@ import json
 from datetime import UTC, datetime
 
 from pantau.common.indices import expired_indices
+from pantau.common.ledger import OffsetLedger
 from pantau.common.settings import ContractSettings
-from pantau.indexer.bulk import Batch, Item, OffsetLedger, Outcome, bulk_lines, chunks, classify, describe_error
+from pantau.indexer.bulk import Batch, Item, Outcome, bulk_lines, chunks, classify, describe_error
 from pantau.indexer.documents import IndexAction, alert_action, article_action
 
 ES_DIR = ContractSettings().schemas_dir / "elasticsearch"

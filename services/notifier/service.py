@@ -1,0 +1,423 @@
+"""The notifier's I/O shell: a kafka-python consumer on `alerts`, the delivery log on the compacted
+`notifications` topic, webhooks over aiohttp (the crawler's egress guard on every address, no
+redirects) and email over SMTP, sent from an asyncio loop in a thread of its own.
+
+Order of events, and why nothing is told twice or lost:
+1. At start the whole delivery log is read: what was told restores the grouper (a re-sent or re-read
+   alert is a duplicate), pending notifications are queued again with their ids and attempt counts.
+2. An alert is offered to every target of every subscription it names. Its offset is committed only
+   once each of its groups became a notification written to the log (acknowledged by the broker).
+3. A notification is sent only after it is in the log, and its outcome is written after the attempt.
+   A kill between the two resends it after the restart under the same webhook-id / Message-ID, which
+   is what Standard Webhooks receivers de-duplicate on.
+4. Each target has at most one attempt in flight (order, and a slow receiver holds up only itself);
+   `max_concurrent_sends` bounds them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from pantau.common.codec import Codec
+from pantau.common.contracts import Contracts
+from pantau.common.dlq import Provenance
+from pantau.common.health import Health
+from pantau.common.kafka_io import DeadLetterProducer, make_consumer, record_headers
+from pantau.common.ledger import OffsetLedger
+from pantau.common.metrics import (
+    MESSAGES_DECODED,
+    NOTIFIER_ALERTS,
+    NOTIFIER_ATTEMPT_SECONDS,
+    NOTIFIER_DELIVERY_SECONDS,
+    NOTIFIER_NOTIFICATIONS,
+    NOTIFIER_OFFERS,
+    NOTIFIER_PENDING,
+)
+from pantau.common.settings import KafkaSettings, NotifierSettings, TopicSettings
+from pantau.common.shutdown import ShutdownFlag
+from pantau.crawler.fetch import GuardedResolver
+from pantau.crawler.guard import EgressBlocked, check_url
+from pantau.notifier.core import (
+    Grouper,
+    Notification,
+    Outcome,
+    Policy,
+    Target,
+    after_failure,
+    classify_http,
+    email_message,
+    target_record,
+    targets_of,
+    webhook_body,
+    webhook_headers,
+)
+
+log = logging.getLogger(__name__)
+SERVICE = "notifier"
+TP = tuple[str, int]
+
+
+def policy_of(settings: NotifierSettings) -> Policy:
+    from pantau.common.backoff import Backoff
+
+    return Policy(settings.group_wait_s, settings.group_interval_s, settings.repeat_interval_s,
+                  settings.match_group_wait_s, settings.hourly_cap,
+                  Backoff(settings.retry_initial_s, settings.retry_max_s), settings.give_up_after_s)  # fmt: skip
+
+
+class DeliveryLog:
+    """The compacted `notifications` topic: read whole at start, written (and acknowledged) before
+    and after every attempt."""
+
+    def __init__(self, producer, topic: str, codec: Codec, timeout_s: float = 60.0):
+        self.producer, self.topic, self.codec, self.timeout_s = producer, topic, codec, timeout_s
+
+    def write(self, key: str, record: dict[str, Any]) -> None:
+        value, headers = self.codec.encode(record)
+        self.producer.send(self.topic, key=key.encode(), value=value, headers=headers).get(self.timeout_s)
+
+    @staticmethod
+    def read_all(kafka: KafkaSettings, topic: str, codec: Codec) -> dict[str, dict[str, Any]]:
+        """Every key's latest record, from the beginning to the end offsets taken at the start."""
+        consumer = make_consumer(kafka, "notifier-log", group_id=None)
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [0])]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            end = consumer.end_offsets(partitions)
+            latest: dict[str, dict[str, Any]] = {}
+            while any(consumer.position(p) < end[p] for p in partitions):
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        key = (record.key or b"").decode("utf-8", "replace")
+                        message = codec.decode(record.value, record_headers(record))  # ours: invalid is a bug
+                        if message is None:
+                            latest.pop(key, None)
+                        else:
+                            latest[key] = message
+            return latest
+        finally:
+            consumer.close()
+
+
+@dataclass
+class Attempt:
+    notification: Notification
+    outcome: Outcome
+    error: str | None
+    seconds: float
+
+
+class Sender:
+    """An asyncio loop in a thread: one attempt per call, its result put on `results`."""
+
+    def __init__(self, settings: NotifierSettings, results: queue.Queue):
+        self.settings, self.results = settings, results
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="notifier-sender", daemon=True)
+        self.session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(30)
+
+    async def _open(self) -> None:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.settings.allow_loopback),
+                                         limit=self.settings.max_concurrent_sends, use_dns_cache=False)  # fmt: skip
+        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    def submit(self, notification: Notification) -> Future:
+        return asyncio.run_coroutine_threadsafe(self._attempt(notification), self.loop)
+
+    def close(self) -> None:
+        if self.session is not None:
+            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def _attempt(self, notification: Notification) -> None:
+        started = time.perf_counter()
+        try:
+            if notification.target.channel == "webhook":
+                outcome, error = await self._webhook(notification)
+            else:
+                outcome, error = await asyncio.get_running_loop().run_in_executor(None, self._email, notification)
+        except Exception as exc:  # a bug must not lose the notification: it is retried and logged
+            log.exception("delivery attempt failed unexpectedly")
+            outcome, error = Outcome.RETRY, f"{type(exc).__name__}: {exc}"
+        self.results.put(Attempt(notification, outcome, error, time.perf_counter() - started))
+
+    async def _webhook(self, notification: Notification) -> tuple[Outcome, str | None]:
+        target = notification.target
+        try:
+            check_url(target.address, self.settings.allow_loopback)
+        except EgressBlocked as exc:
+            return Outcome.REFUSED, str(exc)
+        body = webhook_body(notification)
+        headers = webhook_headers(notification, body, time.time())
+        try:
+            assert self.session is not None
+            async with self.session.post(target.address, data=body, headers=headers, allow_redirects=False) as reply:
+                await reply.content.read(64 * 1024)  # a little of the body, for the connection's sake
+                outcome = classify_http(reply.status)
+                return outcome, None if outcome is Outcome.DELIVERED else f"HTTP {reply.status}"
+        except EgressBlocked as exc:  # raised by the resolver: the name leads somewhere forbidden
+            return Outcome.REFUSED, str(exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
+
+    def _email(self, notification: Notification) -> tuple[Outcome, str | None]:
+        s = self.settings
+        message = email_message(notification, s.email_from)
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+                if s.smtp_starttls:
+                    smtp.starttls()
+                if s.smtp_username:
+                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value() if s.smtp_password else "")
+                smtp.send_message(message)
+            return Outcome.DELIVERED, None
+        except (smtplib.SMTPException, OSError) as exc:  # the server is down or refused: retried
+            return Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
+
+
+class Notifier:
+    def __init__(
+        self,
+        consumer,
+        delivery_log: DeliveryLog,
+        dead_letters: DeadLetterProducer,
+        subscriptions: Callable[[], dict[str, dict[str, Any]]],
+        contracts: Contracts,
+        topics: TopicSettings,
+        settings: NotifierSettings,
+        shutdown: ShutdownFlag,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.consumer, self.log, self.dead_letters = consumer, delivery_log, dead_letters
+        self.subscriptions, self.topics, self.settings = subscriptions, topics, settings
+        self.shutdown, self.health, self.clock = shutdown, health, clock
+        self.codec = Codec.for_topic(contracts, "alerts")
+        self.policy = policy_of(settings)
+        self.grouper = Grouper(self.policy)
+        self.ledger = OffsetLedger()
+        self.group_offsets: dict[str, list[tuple[TP, int]]] = {}  # target key -> alert offsets in its group
+        self.open_offsets: dict[tuple[TP, int], int] = {}  # alert offset -> groups it still waits in
+        self.pending: dict[str, Notification] = {}  # logged, not yet final
+        self.in_flight: set[str] = set()  # target keys with an attempt running
+        self.disabled: set[str] = set()  # target keys a 410 disabled
+        self.results: queue.Queue[Attempt] = queue.Queue()
+        self.sender = Sender(settings, self.results)
+
+    # ---------------------------------------------------------------- start
+    def restore(self, records: dict[str, dict[str, Any]]) -> None:
+        for key, record in records.items():
+            if record["kind"] == "endpoint":
+                self.disabled.add(key.removeprefix("endpoint:"))
+                continue
+            notification = Notification.from_record(record)
+            self.grouper.restore(notification)
+            if notification.state == "pending":
+                self.pending[notification.id] = notification
+        log.info("delivery log read", extra={"records": len(records), "pending": len(self.pending),
+                                             "disabled": len(self.disabled)})  # fmt: skip
+
+    def run(self) -> None:
+        self.sender.start()
+        self.consumer.subscribe([self.topics.alerts])
+        try:
+            while not self.shutdown.requested:
+                if self.health is not None:
+                    self.health.beat()
+                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=500)
+                now = self.clock()
+                for records in polled.values():
+                    for record in records:
+                        self.accept(record, now)
+                self.compose(self.clock())
+                self.settle()
+                self.dispatch(self.clock())
+                self.commit()
+                self._gauges()
+            self.drain()
+        finally:
+            self.sender.close()
+
+    def _poll_timeout_ms(self) -> int:
+        return 100 if self.pending or self.in_flight or self.grouper.groups else 500
+
+    # ---------------------------------------------------------------- alerts in
+    def accept(self, record, now: float) -> None:
+        tp = (record.topic, record.partition)
+        self.ledger.track(record.topic, record.partition, record.offset)
+        try:
+            alert = self.codec.decode(record.value, record_headers(record))
+        except Exception as exc:  # one record: dead-letter it, go on
+            MESSAGES_DECODED.labels(SERVICE, "alerts", "invalid").inc()
+            provenance = Provenance(record.topic, record.partition, record.offset, SERVICE)
+            self.dead_letters.send(record.key, record.value, exc, provenance, record_headers(record),
+                                   source_topic_id="alerts")  # fmt: skip
+            self.ledger.confirm(record.topic, record.partition, record.offset)
+            return
+        MESSAGES_DECODED.labels(SERVICE, "alerts", "ok").inc()
+        NOTIFIER_ALERTS.labels(alert["kind"], alert["state"]).inc()
+        waiting = 0
+        current = self.subscriptions()
+        for sub_id in alert.get("subscription_ids") or []:
+            sub = current.get(sub_id)
+            if sub is None:  # deleted since the alerter named it
+                NOTIFIER_OFFERS.labels("unknown").inc()
+                continue
+            for target in targets_of(sub):
+                if target.key in self.disabled:
+                    NOTIFIER_OFFERS.labels("disabled").inc()
+                    continue
+                outcome = self.grouper.offer(alert, target, now)
+                NOTIFIER_OFFERS.labels(outcome).inc()
+                if outcome == "queued":
+                    self.group_offsets.setdefault(target.key, []).append((tp, record.offset))
+                    waiting += 1
+        if waiting:
+            self.open_offsets[(tp, record.offset)] = waiting
+        else:
+            self.ledger.confirm(record.topic, record.partition, record.offset)
+
+    def compose(self, now: float) -> None:
+        """Groups that are due become notifications, written to the log before anything is sent."""
+        for notification in self.grouper.due(now):
+            self.log.write(notification.id, notification.to_record())
+            self.pending[notification.id] = notification
+            for tp, offset in self.group_offsets.pop(notification.target.key, []):
+                left = self.open_offsets[(tp, offset)] - 1
+                if left:
+                    self.open_offsets[(tp, offset)] = left
+                else:
+                    del self.open_offsets[(tp, offset)]
+                    self.ledger.confirm(tp[0], tp[1], offset)
+
+    # ---------------------------------------------------------------- sending
+    def dispatch(self, now: float) -> None:
+        current = self.subscriptions()
+        for notification in sorted(self.pending.values(), key=lambda n: n.next_at):
+            if len(self.in_flight) >= self.settings.max_concurrent_sends:
+                break
+            key = notification.target.key
+            if notification.next_at > now or key in self.in_flight:
+                continue
+            target = self._current_target(notification.target, current)
+            if target is None:  # the subscription or this channel of it is gone: nobody to tell
+                self._finish(notification, "cancelled", "the subscription no longer has this target")
+                continue
+            notification.target = target
+            self.in_flight.add(key)
+            self.sender.submit(notification)
+
+    @staticmethod
+    def _current_target(target: Target, current: dict[str, dict[str, Any]]) -> Target | None:
+        sub = current.get(target.subscription_id)
+        if sub is None:
+            return None
+        return next((t for t in targets_of(sub) if t.key == target.key), None)
+
+    def settle(self, block_s: float = 0.0) -> None:
+        """Outcomes of finished attempts, written to the log."""
+        deadline = time.monotonic() + block_s
+        while True:
+            try:
+                attempt = self.results.get(timeout=max(0.0, deadline - time.monotonic())) if block_s else \
+                    self.results.get_nowait()  # fmt: skip
+            except queue.Empty:
+                return
+            self._settle(attempt)
+
+    def _settle(self, attempt: Attempt) -> None:
+        n, now = attempt.notification, self.clock()
+        self.in_flight.discard(n.target.key)
+        channel = n.target.channel
+        NOTIFIER_ATTEMPT_SECONDS.labels(channel).observe(attempt.seconds)
+        NOTIFIER_NOTIFICATIONS.labels(channel, attempt.outcome.value).inc()
+        if attempt.outcome is Outcome.DELIVERED:
+            n.delivered_at = now
+            self._finish(n, "delivered", None)
+            _observe_latency(n, now)
+        elif attempt.outcome is Outcome.DISABLED:
+            log.warning("endpoint answered 410 Gone: disabled", extra={"subscription": n.target.subscription_id})
+            self.disabled.add(n.target.key)
+            key = f"endpoint:{n.target.key}"
+            self.log.write(key, {"kind": "endpoint", "id": key, "target": target_record(n.target), "disabled_at": now,
+                                 "reason": attempt.error or "HTTP 410"})  # fmt: skip
+            self._finish(n, "disabled", attempt.error)
+            for other in [p for p in self.pending.values() if p.target.key == n.target.key]:
+                self._finish(other, "disabled", "the endpoint answered 410 Gone")
+        elif attempt.outcome is Outcome.REFUSED:
+            log.warning("webhook refused by the egress guard", extra={"reason": attempt.error})
+            self._finish(n, "refused", attempt.error)
+        else:
+            n.last_error = attempt.error
+            if after_failure(n, self.policy, now) == "failed":
+                NOTIFIER_NOTIFICATIONS.labels(channel, "failed").inc()
+                log.error("notification given up after retries", extra={"id": n.id, "attempts": n.attempts})
+                self._finish(n, "failed", attempt.error)
+            else:
+                self.log.write(n.id, n.to_record())
+
+    def _finish(self, notification: Notification, state: str, error: str | None) -> None:
+        notification.state, notification.last_error = state, error
+        self.log.write(notification.id, notification.to_record())
+        self.pending.pop(notification.id, None)
+        if state == "cancelled":
+            NOTIFIER_NOTIFICATIONS.labels(notification.target.channel, "cancelled").inc()
+
+    # ---------------------------------------------------------------- commits, shutdown
+    def commit(self) -> None:
+        points = self.ledger.committable()
+        if not points:
+            return
+        try:
+            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(off, "", -1)
+                                  for (t, p), off in points.items()})  # fmt: skip
+        except KafkaError as exc:
+            log.warning("commit refused, will commit again: %r", exc)
+            return
+        self.ledger.committed(points)
+
+    def drain(self) -> None:
+        """SIGTERM: no new attempts; those in flight finish (bounded) and are logged; commit what is
+        logged. Alerts still waiting in groups stay uncommitted and are read again after the restart."""
+        deadline = time.monotonic() + self.settings.webhook_timeout_s + 5
+        while self.in_flight and time.monotonic() < deadline:
+            self.settle(block_s=0.2)
+        self.commit()
+
+    def _gauges(self) -> None:
+        NOTIFIER_PENDING.labels("notifications").set(len(self.pending))
+        NOTIFIER_PENDING.labels("grouped_alerts").set(self.grouper.pending_alerts())
+
+
+def _observe_latency(notification: Notification, now: float) -> None:
+    channel = notification.target.channel
+    for alert in notification.alerts:
+        NOTIFIER_DELIVERY_SECONDS.labels(channel, "alert").observe(max(0.0, now - _epoch(alert["detected_at"])))
+        published = [_epoch(a["published_at"]) for a in alert.get("top_articles") or [] if a.get("published_at")]
+        if published:
+            NOTIFIER_DELIVERY_SECONDS.labels(channel, "published").observe(max(0.0, now - min(published)))
+
+
+def _epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
