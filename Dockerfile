@@ -12,6 +12,7 @@ COPY schemas ./schemas
 COPY deploy/sources ./deploy/sources
 COPY deploy/terms ./deploy/terms
 COPY deploy/subscriptions ./deploy/subscriptions
+COPY deploy/subscriptions-compose ./deploy/subscriptions-compose
 RUN pip install --no-cache-dir -c constraints.txt -e . && chown -R pantau /app
 
 USER pantau

@@ -7,7 +7,9 @@ environment (PANTAU_*); `pantau settings` lists every one with its description.
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -210,6 +212,43 @@ def demo_site(host: str, port: int, articles: int, new_every: float, newsroom: b
             else:
                 site.add(replace(newsite.article(n), published=now))
             n += 1
+
+
+@demo.command("inbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8809, show_default=True, help="Webhooks arrive at /hooks/<subscription id>.")
+@click.option("--smtp-port", default=0, show_default=True, help="Also take email here (0: no SMTP server).")
+@click.option("--subscriptions", "subs_dir", default="deploy/subscriptions", show_default=True,
+              type=click.Path(exists=True, path_type=Path), help="Where the signing secrets come from.")  # fmt: skip
+@click.option("--out", default="out/inbox", show_default=True, type=click.Path(path_type=Path))
+def demo_inbox(host: str, port: int, smtp_port: int, subs_dir: Path, out: Path) -> None:
+    """The demo subscriber: checks and logs the webhooks (and emails) the notifier delivers."""
+    from aiohttp import web
+
+    from pantau.alerter.subscriptions import load
+    from pantau.common.codec import Codec
+    from pantau.common.contracts import load_contracts
+    from pantau.common.settings import ContractSettings
+    from pantau.demo.inbox import MailHandler, secrets_by_path, webhook_app
+
+    _setup("demo-inbox", tool=False)
+    codec = Codec.for_topic(load_contracts(ContractSettings().schemas_dir), "subscriptions")
+    secrets = secrets_by_path(load(subs_dir, codec))
+    out.mkdir(parents=True, exist_ok=True)
+    controller = None
+    if smtp_port:
+        from aiosmtpd.controller import Controller  # a dev extra: `make run` has it, the image uses Mailpit
+
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
+        controller = Controller(MailHandler(out), hostname=host, port=smtp_port)
+        controller.start()
+    click.echo(f"demo inbox: webhooks on http://{host}:{port}/hooks/<subscription id>"
+               + (f", email on {host}:{smtp_port}" if smtp_port else ""))  # fmt: skip
+    try:
+        web.run_app(webhook_app(secrets, out), host=host, port=port, print=None, access_log=None)
+    finally:
+        if controller is not None:
+            controller.stop()
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ NOTIFIER_ALERTS = Counter(
 NOTIFIER_OFFERS = Counter(
     "pantau_notifier_offers_total",
     "Alert x target decisions: queued, duplicate (told before), repeat (same state within the repeat "
-    "interval), disabled (endpoint gone), unknown (no such subscription).",
+    "interval), disabled (endpoint gone), unknown (no such subscription); stale: an alert too old to tell.",
     ["outcome"],
     registry=REGISTRY,
 )

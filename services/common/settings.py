@@ -226,6 +226,15 @@ class NotifierSettings(BaseSettings):
         False, description="Let webhooks reach loopback addresses (the demo and tests only); private, "
         "link-local (cloud metadata) and reserved addresses are refused regardless."
     )  # fmt: skip
+    internal_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names webhooks may reach although they resolve to private addresses (a "
+        "receiver on the same private network, named on purpose; compose's demo inbox).",
+    )
+    max_alert_age_s: float = Field(
+        6 * 3600.0, gt=0, description="Alerts detected longer ago than this are not told (a new consumer group "
+        "starts at the topic's beginning: a month of old alerts must not flood the subscribers)."
+    )  # fmt: skip
     group_wait_s: float = Field(30.0, ge=0, description="A new group waits this long for related alerts.")
     match_group_wait_s: float = Field(10.0, ge=0, description="The same for real-time matches.")
     group_interval_s: float = Field(300.0, ge=0, description="Least time between two messages to one target.")

@@ -247,7 +247,9 @@ def summary_line(alert: dict[str, Any]) -> str:
     observed = alert.get("observed") or {}
     if alert["kind"] == "match":
         return f"New article: {label}"
-    verb = {"firing": "Spike", "updated": "Spike growing", "resolved": "Resolved"}[alert["state"]]
+    if alert["state"] == "resolved":
+        return f"Resolved: {label}"
+    verb = "Spike" if alert["state"] == "firing" else "Spike growing"
     return f"{verb}: {label} — {observed.get('stories', 0)} stories from {observed.get('sources', 0)} sources"
 
 

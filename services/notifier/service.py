@@ -136,8 +136,9 @@ class Sender:
         asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(30)
 
     async def _open(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.settings.allow_loopback),
-                                         limit=self.settings.max_concurrent_sends, use_dns_cache=False)  # fmt: skip
+        resolver = GuardedResolver(self.settings.allow_loopback, tuple(self.settings.internal_hosts))
+        connector = aiohttp.TCPConnector(resolver=resolver, limit=self.settings.max_concurrent_sends,
+                                         use_dns_cache=False)  # fmt: skip
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
 
@@ -277,6 +278,10 @@ class Notifier:
             return
         MESSAGES_DECODED.labels(SERVICE, "alerts", "ok").inc()
         NOTIFIER_ALERTS.labels(alert["kind"], alert["state"]).inc()
+        if now - _epoch(alert["detected_at"]) > self.settings.max_alert_age_s:
+            NOTIFIER_OFFERS.labels("stale").inc()
+            self.ledger.confirm(record.topic, record.partition, record.offset)
+            return
         waiting = 0
         current = self.subscriptions()
         for sub_id in alert.get("subscription_ids") or []:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -150,11 +151,12 @@ def subscription(sub_id: str, webhooks: list[str], emails: list[str] = (), secre
                          "emails": list(emails)}}  # fmt: skip
 
 
-def alert(contracts, incident: str, sub_ids: list[str], revision: int = 1, state: str = "firing") -> dict:
+def alert(contracts, incident: str, sub_ids: list[str], revision: int = 1, state: str = "firing",
+          detected_at: str | None = None) -> dict:  # fmt: skip
     example = contracts.examples("alert", 1)[0]
     out = copy.deepcopy(json.loads(example.read_text(encoding="utf-8")))
     out.update(id=f"{incident}:{revision}", incident_id=incident, revision=revision, state=state,
-               subscription_ids=sub_ids)  # fmt: skip
+               subscription_ids=sub_ids, detected_at=detected_at or datetime.now(UTC).isoformat())  # fmt: skip
     return out
 
 
@@ -180,9 +182,11 @@ def test_an_alert_is_told_once_by_signed_webhook_and_by_email_across_resends_and
     sub = subscription("desk-a", [receiver.url("/a")], ["desk@example.org"], secret)
     apply_subscriptions([sub], contracts, kafka_settings, applied_topics.subscriptions)
     first = alert(contracts, "inc-once-0001", ["desk-a"])
+    stale = alert(contracts, "inc-stale-0001", ["desk-a"], detected_at="2026-01-05T00:00:00+00:00")
     proc = start(env, tmp_path)
     try:
-        publish(kafka_settings, contracts, applied_topics.alerts, [first, first])  # the alerter may re-send
+        # The alerter may re-send an alert; one detected months ago is not news (a new group reads it).
+        publish(kafka_settings, contracts, applied_topics.alerts, [stale, first, first])
         wait_for(lambda: receiver.on("/a") and mailbox.messages, 60, "the webhook and the email")
         time.sleep(2)  # room for a duplicate to show up
         [hook] = receiver.on("/a")
