@@ -98,10 +98,15 @@ class Subscriptions:
     def of(cls, subscriptions: Iterable[dict[str, Any]]) -> Subscriptions:
         subs = cls()
         for sub in subscriptions:
-            subs.put(sub)
+            subs.put(sub, rethreshold=False)
+        by_key: dict[str, list[str]] = {}
+        for sub_id, key in subs.watch_of.items():  # once per watch, not once per subscription
+            by_key.setdefault(key, []).append(sub_id)
+        for key, ids in by_key.items():
+            subs.thresholds[key] = loosest(thresholds_for(subs.by_id[s].get("sensitivity")) for s in ids)
         return subs
 
-    def put(self, sub: dict[str, Any]) -> None:
+    def put(self, sub: dict[str, Any], rethreshold: bool = True) -> None:
         """Add or replace a subscription (already validated; raises QueryError on a bad query)."""
         query = parse_query(sub["query"])
         self.remove(sub["id"])
@@ -112,7 +117,8 @@ class Subscriptions:
             self.watch_of[sub["id"]] = key
             self.watches.setdefault(key, Watch(key, "query", sub.get("name") or query.text, query.text))
             self.watch_queries.setdefault(key, query)
-            self._rethreshold(key)
+            if rethreshold:
+                self._rethreshold(key)
 
     def remove(self, sub_id: str) -> None:
         self.by_id.pop(sub_id, None)

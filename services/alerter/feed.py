@@ -94,10 +94,10 @@ class SubscriptionFeed:
                         if reason is not None:
                             log.warning("invalid subscription", extra={"offset": record.offset, "reason": reason})
                             self.dead_letter(record, InvalidSubscription(reason))
-                if changed:
+                if changed and self.caught_up.is_set():
                     self._publish()
                 if not self.caught_up.is_set() and all(consumer.position(p) >= end[p] for p in partitions):
-                    self._publish()
+                    self._publish()  # once for the whole backlog, not once per poll
                     self.caught_up.set()
         except Exception:
             log.exception("subscription feed failed")

@@ -52,7 +52,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -804,8 +804,11 @@ class Query:
         return tuple(dict.fromkeys(node.canonical for node in self.root.positives()))
 
 
+@lru_cache(maxsize=16384)
 def parse_query(text: str) -> Query:
-    """Parse and validate a query; raises QueryError (never a parser error) on anything unusable."""
+    """Parse and validate a query; raises QueryError (never a parser error) on anything unusable.
+    Cached by text (a Query is immutable): thousands of subscriptions share a few queries, and every
+    reader of the subscriptions topic re-reads them all at start."""
     if not isinstance(text, str):
         raise QueryError("query error: the query must be text")
     _prescan(text)

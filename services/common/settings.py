@@ -235,8 +235,10 @@ class NotifierSettings(BaseSettings):
         6 * 3600.0, gt=0, description="Alerts detected longer ago than this are not told (a new consumer group "
         "starts at the topic's beginning: a month of old alerts must not flood the subscribers)."
     )  # fmt: skip
-    group_wait_s: float = Field(30.0, ge=0, description="A new group waits this long for related alerts.")
-    match_group_wait_s: float = Field(10.0, ge=0, description="The same for real-time matches.")
+    # Alertmanager waits 30 s because its sources fire alert by alert; the alerter has merged related
+    # watches into one incident already, and a subscriber must hear within seconds.
+    group_wait_s: float = Field(1.0, ge=0, description="A new group waits this long for related alerts.")
+    match_group_wait_s: float = Field(2.0, ge=0, description="The same for real-time matches (bursts).")
     group_interval_s: float = Field(300.0, ge=0, description="Least time between two messages to one target.")
     repeat_interval_s: float = Field(
         4 * 3600.0, ge=0, description="An incident told is told again in the same state only after this long."

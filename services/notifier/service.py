@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
-from kafka import TopicPartition
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -69,6 +69,7 @@ from pantau.notifier.core import (
 log = logging.getLogger(__name__)
 SERVICE = "notifier"
 TP = tuple[str, int]
+COMPOSE_CHUNK = 100  # notifications logged per broker round trip before the first of them are sent
 
 
 def policy_of(settings: NotifierSettings) -> Policy:
@@ -87,8 +88,18 @@ class DeliveryLog:
         self.producer, self.topic, self.codec, self.timeout_s = producer, topic, codec, timeout_s
 
     def write(self, key: str, record: dict[str, Any]) -> None:
-        value, headers = self.codec.encode(record)
-        self.producer.send(self.topic, key=key.encode(), value=value, headers=headers).get(self.timeout_s)
+        self.write_all([(key, record)])
+
+    def write_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """All sent at once and flushed (no linger per record), then each acknowledgement awaited."""
+        futures = []
+        for key, record in items:
+            value, headers = self.codec.encode(record)
+            futures.append(self.producer.send(self.topic, key=key.encode(), value=value, headers=headers))
+        if futures:
+            self.producer.flush(self.timeout_s)
+        for future in futures:
+            future.get(self.timeout_s)
 
     @staticmethod
     def read_all(kafka: KafkaSettings, topic: str, codec: Codec) -> dict[str, dict[str, Any]]:
@@ -224,6 +235,7 @@ class Notifier:
         self.in_flight: set[str] = set()  # target keys with an attempt running
         self.disabled: set[str] = set()  # target keys a 410 disabled
         self.results: queue.Queue[Attempt] = queue.Queue()
+        self.staged: list[tuple[str, dict[str, Any]]] = []  # log records of outcomes, written together
         self.sender = Sender(settings, self.results)
 
     # ---------------------------------------------------------------- start
@@ -241,7 +253,12 @@ class Notifier:
 
     def run(self) -> None:
         self.sender.start()
-        self.consumer.subscribe([self.topics.alerts])
+        # The group's first assignment must know the topic's partitions: a join before the metadata
+        # has them assigns nothing, and the next metadata refresh can be minutes away.
+        while not self.consumer.partitions_for_topic(self.topics.alerts) and not self.shutdown.requested:
+            log.warning("waiting for the metadata of %s", self.topics.alerts)
+            time.sleep(1.0)
+        self.consumer.subscribe([self.topics.alerts], listener=_Listener())
         try:
             while not self.shutdown.requested:
                 if self.health is not None:
@@ -261,7 +278,12 @@ class Notifier:
             self.sender.close()
 
     def _poll_timeout_ms(self) -> int:
-        return 100 if self.pending or self.in_flight or self.grouper.groups else 500
+        """Short while outcomes come back (they free slots for the next sends), else as groups fall due."""
+        if not self.results.empty():
+            return 0
+        if self.in_flight:
+            return 10
+        return 100 if self.pending or self.grouper.groups else 500
 
     # ---------------------------------------------------------------- alerts in
     def accept(self, record, now: float) -> None:
@@ -305,9 +327,15 @@ class Notifier:
 
     def compose(self, now: float) -> None:
         """Groups that are due become notifications, written to the log before anything is sent."""
-        for notification in self.grouper.due(now):
-            self.log.write(notification.id, notification.to_record())
-            self.pending[notification.id] = notification
+        due = self.grouper.due(now)
+        for start in range(0, len(due), COMPOSE_CHUNK):  # the first ones go out while the rest are logged
+            chunk = due[start : start + COMPOSE_CHUNK]
+            self.log.write_all([(n.id, n.to_record()) for n in chunk])
+            for notification in chunk:
+                self.pending[notification.id] = notification
+            if start + COMPOSE_CHUNK < len(due):
+                self.dispatch(self.clock())
+        for notification in due:
             for tp, offset in self.group_offsets.pop(notification.target.key, []):
                 left = self.open_offsets[(tp, offset)] - 1
                 if left:
@@ -332,6 +360,7 @@ class Notifier:
             notification.target = target
             self.in_flight.add(key)
             self.sender.submit(notification)
+        self.flush_log()  # the cancellations
 
     @staticmethod
     def _current_target(target: Target, current: dict[str, dict[str, Any]]) -> Target | None:
@@ -341,15 +370,20 @@ class Notifier:
         return next((t for t in targets_of(sub) if t.key == target.key), None)
 
     def settle(self, block_s: float = 0.0) -> None:
-        """Outcomes of finished attempts, written to the log."""
+        """Outcomes of finished attempts, written to the log together."""
         deadline = time.monotonic() + block_s
         while True:
             try:
                 attempt = self.results.get(timeout=max(0.0, deadline - time.monotonic())) if block_s else \
                     self.results.get_nowait()  # fmt: skip
             except queue.Empty:
-                return
+                break
             self._settle(attempt)
+        self.flush_log()
+
+    def flush_log(self) -> None:
+        staged, self.staged = self.staged, []
+        self.log.write_all(staged)
 
     def _settle(self, attempt: Attempt) -> None:
         n, now = attempt.notification, self.clock()
@@ -365,8 +399,9 @@ class Notifier:
             log.warning("endpoint answered 410 Gone: disabled", extra={"subscription": n.target.subscription_id})
             self.disabled.add(n.target.key)
             key = f"endpoint:{n.target.key}"
-            self.log.write(key, {"kind": "endpoint", "id": key, "target": target_record(n.target), "disabled_at": now,
-                                 "reason": attempt.error or "HTTP 410"})  # fmt: skip
+            endpoint = {"kind": "endpoint", "id": key, "target": target_record(n.target), "disabled_at": now,
+                        "reason": attempt.error or "HTTP 410"}  # fmt: skip
+            self.staged.append((key, endpoint))
             self._finish(n, "disabled", attempt.error)
             for other in [p for p in self.pending.values() if p.target.key == n.target.key]:
                 self._finish(other, "disabled", "the endpoint answered 410 Gone")
@@ -380,11 +415,11 @@ class Notifier:
                 log.error("notification given up after retries", extra={"id": n.id, "attempts": n.attempts})
                 self._finish(n, "failed", attempt.error)
             else:
-                self.log.write(n.id, n.to_record())
+                self.staged.append((n.id, n.to_record()))
 
     def _finish(self, notification: Notification, state: str, error: str | None) -> None:
         notification.state, notification.last_error = state, error
-        self.log.write(notification.id, notification.to_record())
+        self.staged.append((notification.id, notification.to_record()))
         self.pending.pop(notification.id, None)
         if state == "cancelled":
             NOTIFIER_NOTIFICATIONS.labels(notification.target.channel, "cancelled").inc()
@@ -426,3 +461,13 @@ def _observe_latency(notification: Notification, now: float) -> None:
 
 def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Logs the partitions this worker holds (kafka-python's IO thread: nothing blocking here)."""
+
+    def on_partitions_revoked(self, revoked):
+        log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
+
+    def on_partitions_assigned(self, assigned):
+        log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})

@@ -406,7 +406,7 @@ def test_every_query_selects_alike_on_every_article(on):
 
 def test_one_view_serves_many_queries_and_caches_stems_per_stemmer():
     view = ArticleView.of(ID_ARTICLE)
-    query = parse_query("amunisinya")
+    query = parse_query.__wrapped__("amunisinya")  # uncached: its stem memo starts empty
     assert query.matches(view) and not query.matches(ArticleView.of(EN_ARTICLE))
     assert set(query.root._stems) == {"sastrawi", "snowball-english"}
     assert "stems" in vars(view) and "surface" not in vars(view)  # surface words never needed yet
