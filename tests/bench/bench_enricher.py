@@ -15,22 +15,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pantau.common.codec import Codec
-from pantau.common.contracts import load_contracts
-from pantau.common.kafka_io import apply_topics, make_admin, make_consumer, make_producer
-from pantau.common.settings import ContractSettings, EnricherSettings, KafkaSettings
+from pantau.common.kafka_io import make_consumer, make_producer
+from pantau.common.settings import EnricherSettings
 from pantau.demo.newsite import EN_PARAGRAPHS
 from pantau.enricher.build_stems import in_lexicon_half
 from pantau.enricher.core import Enricher
 from pantau.enricher.fingerprint import MemoryStoryIndex
 from pantau.enricher.terms import TermMatcher, load_terms
-from tests.bench.figures import Figure
-from tests.infra import ensure_up
-from tests.samples import suffixed_topics, topic_env, topic_names
+from tests.bench.figures import BenchStage, Figure
+from tests.samples import topic_env, topic_names
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lid" / "idms-news.jsonl.gz"
 
@@ -76,13 +73,9 @@ def _pure(warm_up: list[dict], articles: list[dict]) -> float:
 def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, float]:
     """A worker process over `articles`, sent once it has enriched `warm_up`: (articles per second of
     wall time, articles per CPU second of the worker, its peak RSS in MB)."""
-    infra = ensure_up()
-    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
-    contracts = load_contracts(ContractSettings().schemas_dir)
-    suffix = uuid.uuid4().hex[:8]
-    names = suffixed_topics(f"bench{suffix}")
-    admin = make_admin(kafka, "bench")
-    apply_topics(admin, contracts, names)
+    stage = BenchStage.start()
+    kafka, contracts, suffix = stage.kafka, stage.contracts, stage.suffix
+    names, admin = stage.topics, stage.admin
     codec = Codec.for_topic(contracts, "articles_raw")
     producer = make_producer(kafka, "bench")
 

@@ -7,29 +7,25 @@ from __future__ import annotations
 import gc
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch
 
 from pantau.common.codec import Codec
-from pantau.common.contracts import load_contracts
 from pantau.common.es_io import apply_templates, make_client
-from pantau.common.kafka_io import DeadLetterProducer, apply_topics, make_admin, make_consumer, make_producer
+from pantau.common.kafka_io import DeadLetterProducer, apply_topics, make_consumer, make_producer
 from pantau.common.metrics import INDEXER_DOCUMENTS
 from pantau.common.settings import (
     ContractSettings,
     ElasticsearchSettings,
     IndexerSettings,
-    KafkaSettings,
 )
 from pantau.common.shutdown import ShutdownFlag
 from pantau.indexer.bulk import Item, bulk_lines, chunks
 from pantau.indexer.documents import article_action
 from pantau.indexer.service import Indexer
-from tests.bench.figures import Figure
-from tests.infra import ensure_up
+from tests.bench.figures import BenchStage, Figure
 from tests.samples import enriched_articles, suffixed_topics, topic_names
 
 THROUGHPUT_DOCS = 5000
@@ -80,13 +76,9 @@ def _raw_bulk(admin: Elasticsearch, docs: list[dict], prefix: str) -> float:
 
 
 def run() -> list[Figure]:
-    infra = ensure_up()
-    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
-    contracts = load_contracts(ContractSettings().schemas_dir)
-    suffix = uuid.uuid4().hex[:8]
-    topics = suffixed_topics(f"bench{suffix}")
-    kafka_admin = make_admin(kafka, "bench")
-    apply_topics(kafka_admin, contracts, topics)
+    stage = BenchStage.start()
+    infra, kafka, contracts, suffix = stage.infra, stage.kafka, stage.contracts, stage.suffix
+    topics, kafka_admin = stage.topics, stage.admin
     prefix, raw_prefix = f"pantau-bench{suffix}", f"pantau-benchraw{suffix}"
     es = {user: ElasticsearchSettings(url=infra.es_url, username=user, password=infra.password(user),
                                       index_prefix=prefix) for user in ("pantau_admin", "pantau_indexer")}  # fmt: skip

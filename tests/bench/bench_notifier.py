@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -25,12 +24,9 @@ from aiohttp import web
 from pantau.alerter.publish import apply_subscriptions
 from pantau.alerter.subscriptions import fresh_secret
 from pantau.common.codec import Codec
-from pantau.common.contracts import load_contracts
-from pantau.common.kafka_io import apply_topics, close_producer, make_admin, make_producer
-from pantau.common.settings import ContractSettings, KafkaSettings
-from tests.bench.figures import Figure
-from tests.infra import ensure_up
-from tests.samples import suffixed_topics, topic_env, topic_names
+from pantau.common.kafka_io import close_producer, make_producer
+from tests.bench.figures import BenchStage, Figure
+from tests.samples import topic_env, topic_names
 
 SUBSCRIBERS = 1000
 ALERTS = 3
@@ -70,13 +66,9 @@ class Receiver:
 
 
 def run() -> list[Figure]:
-    infra = ensure_up()
-    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
-    contracts = load_contracts(ContractSettings().schemas_dir)
-    suffix = uuid.uuid4().hex[:8]
-    topics = suffixed_topics(f"bench{suffix}")
-    admin = make_admin(kafka, "bench")
-    apply_topics(admin, contracts, topics)
+    stage = BenchStage.start()
+    kafka, contracts, suffix = stage.kafka, stage.contracts, stage.suffix
+    topics, admin = stage.topics, stage.admin
     receiver = Receiver()
     # One set of subscribers per alert: the next message to a target told a moment ago would wait the
     # group interval (5 min) by design, which is not what this measures.

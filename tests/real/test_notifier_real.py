@@ -27,7 +27,8 @@ from standardwebhooks.webhooks import Webhook
 from pantau.alerter.publish import apply_subscriptions
 from pantau.alerter.subscriptions import fresh_secret
 from pantau.common.codec import Codec
-from pantau.common.kafka_io import close_producer, make_producer
+from pantau.common.dlq import read_provenance
+from pantau.common.kafka_io import close_producer, make_producer, record_headers
 from tests.samples import read_records, topic_env
 
 
@@ -185,7 +186,11 @@ def test_an_alert_is_told_once_by_signed_webhook_and_by_email_across_resends_and
     stale = alert(contracts, "inc-stale-0001", ["desk-a"], detected_at="2026-01-05T00:00:00+00:00")
     proc = start(env, tmp_path)
     try:
-        # The alerter may re-send an alert; one detected months ago is not news (a new group reads it).
+        # The alerter may re-send an alert; one detected months ago is not news (a new group reads it);
+        # bytes that are no alert go to the dead-letter topic and nothing else is held up.
+        producer = make_producer(kafka_settings, "tests")
+        producer.send(applied_topics.alerts, key=b"junk", value=b"{not an alert").get(30)
+        close_producer(producer)
         publish(kafka_settings, contracts, applied_topics.alerts, [stale, first, first])
         wait_for(lambda: receiver.on("/a") and mailbox.messages, 60, "the webhook and the email")
         time.sleep(2)  # room for a duplicate to show up
@@ -213,6 +218,10 @@ def test_an_alert_is_told_once_by_signed_webhook_and_by_email_across_resends_and
         assert [a["id"] for a in second["data"]["alerts"]] == ["inc-once-0001:2"]
     finally:
         stop(proc)
+    [letter] = read_records(kafka_settings, applied_topics.dlq_notifier, lambda rs: len(rs) >= 1, timeout_s=30)
+    provenance = read_provenance(record_headers(letter))
+    assert letter.value == b"{not an alert" and provenance["topic"] == applied_topics.alerts
+    assert provenance["service"] == "notifier" and "not JSON" in provenance["reason"]
     states = log_states(kafka_settings, applied_topics.notifications)
     assert sorted(r["state"] for r in states.values()) == ["delivered"] * 4
     assert states[email_id]["target"]["channel"] == "email"  # the Message-ID is the logged notification
