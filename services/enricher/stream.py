@@ -112,7 +112,10 @@ def build_app(
                 enriched = enricher.enrich(raw, event_time)
                 value, out_headers = enriched_codec.encode(enriched)
                 await story_index.stored()  # the decision first: never an output a replay could contradict
-                await enriched_topic.send(key=event.key, value=value, headers=out_headers)
+                delivered = await enriched_topic.send(key=event.key, value=value, headers=out_headers)
+                # faust's send returns before the broker has it, and the source offset may be committed
+                # meanwhile: a kill -9 then lost the article (seen in CI). Acknowledged first.
+                await delivered
             except Exception as exc:  # per-event: this article goes to the DLQ, the stream goes on
                 dead = True
                 if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
@@ -120,9 +123,10 @@ def build_app(
                 else:
                     log.exception("enrichment failed", extra={"offset": event.message.offset})
                 provenance = Provenance(event.message.topic, event.message.partition, event.message.offset, SERVICE)
-                await dlq_topic.send(
+                delivered = await dlq_topic.send(
                     key=event.key, value=event.value, headers=dead_letter_headers(provenance, exc, headers)
                 )
+                await delivered
                 DEAD_LETTERS.labels(SERVICE, "articles_raw", type(exc).__name__).inc()
                 ENRICHER_ARTICLES.labels("dead_lettered").inc()
             else:
