@@ -20,7 +20,8 @@ echo "[run] applying Elasticsearch templates from schemas/elasticsearch/"
 PANTAU_ES_USERNAME=pantau_admin PANTAU_ES_PASSWORD="$PANTAU_ES_ADMIN_PASSWORD" pantau es apply
 
 echo "[run] applying subscriptions from deploy/subscriptions/"
-pantau subscriptions apply deploy/subscriptions
+# The demo's webhook is the inbox on loopback: allowed here as the notifier allows it (Procfile).
+PANTAU_NOTIFIER_ALLOW_LOOPBACK=true pantau subscriptions apply deploy/subscriptions
 
 mkdir -p out/logs
 names=() pids=()

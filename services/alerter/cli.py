@@ -17,13 +17,25 @@ def _contracts():
 
 
 def _load(path: Path) -> list[dict]:
-    from pantau.alerter.subscriptions import SubscriptionError, load
+    """Subscriptions from files, checked as the API checks them at registration: webhook hosts are
+    resolved and refused unless public (PANTAU_NOTIFIER_ALLOW_LOOPBACK / _INTERNAL_HOSTS, the
+    notifier's own allowances, open loopback or name private hosts)."""
+    from pantau.alerter.subscriptions import SubscriptionError, load, system_resolve, webhook_egress_problems
     from pantau.common.codec import Codec
+    from pantau.common.settings import NotifierSettings
 
     try:
-        return load(path, Codec.for_topic(_contracts(), "subscriptions"))
+        subs = load(path, Codec.for_topic(_contracts(), "subscriptions"))
     except SubscriptionError as exc:
-        raise click.ClickException(f"{len(exc.problems)} problem(s):\n" + "\n".join(exc.problems)) from None
+        problems = exc.problems
+    else:
+        egress = NotifierSettings()
+        problems = [f"{path} ({sub['id']}): {problem}" for sub in subs
+                    for problem in webhook_egress_problems(sub, system_resolve, egress.allow_loopback,
+                                                           egress.internal_hosts)]  # fmt: skip
+        if not problems:
+            return subs
+    raise click.ClickException(f"{len(problems)} problem(s):\n" + "\n".join(problems))
 
 
 @click.group()

@@ -12,16 +12,20 @@ import binascii
 import json
 import re
 import secrets
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from pantau.alerter.query import QueryError, parse_query
 from pantau.common.codec import Codec
 from pantau.common.errors import InvalidMessage
+from pantau.crawler.guard import parse_ip_literal, refusal
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -85,8 +89,6 @@ def webhook_secret_problem(secret: str) -> str | None:
 def webhook_url_problem(url: str) -> str | None:
     """What is wrong with a webhook URL on its face (the notifier's egress guard checks the address
     it resolves to at send time)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -96,6 +98,41 @@ def webhook_url_problem(url: str) -> str | None:
     if parts.username or parts.password:
         return "credentials in the URL are not allowed (use the signing secret)"
     return None
+
+
+def webhook_egress_problems(sub: dict[str, Any], resolve: Callable[[str], list[str]], allow_loopback: bool = False,
+                            internal_hosts: Iterable[str] = ()) -> list[str]:  # fmt: skip
+    """Webhook hosts refused at registration: a private, link-local (cloud metadata), reserved or —
+    without the explicit allowance — loopback address, given as a literal or resolved from the name
+    (`resolve`: host -> addresses, OSError when it does not resolve). The notifier checks again at
+    send time, because a name can be re-pointed after registration."""
+    internal = {h.lower() for h in internal_hosts}
+    problems = []
+    for n, hook in enumerate((sub.get("channels") or {}).get("webhooks") or []):
+        host = urlsplit(hook["url"]).hostname or ""
+        if host.lower() in internal:
+            continue
+        literal = parse_ip_literal(host)
+        try:
+            addresses = [literal] if literal is not None else resolve(host)
+        except OSError as exc:
+            problems.append(f"channels.webhooks[{n}].url: {host} does not resolve ({exc.strerror or exc})")
+            continue
+        if not addresses:
+            problems.append(f"channels.webhooks[{n}].url: {host} does not resolve")
+        for address in addresses:
+            reason = refusal(address, allow_loopback)
+            if reason:
+                via = "" if literal is not None else f"{host} resolves to "
+                problems.append(f"channels.webhooks[{n}].url: {via}{reason}; webhooks may only reach public "
+                                "addresses")  # fmt: skip
+                break
+    return problems
+
+
+def system_resolve(host: str) -> list[str]:
+    """The addresses the system resolver gives for a host (what the notifier will connect to)."""
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
 
 
 def parse_file(path: Path, codec: Codec) -> tuple[list[Loaded], list[str]]:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook
 
 from pantau.alerter.engine import Engine, Subscriptions, event_time
-from pantau.alerter.subscriptions import SubscriptionError, check, load, new_subscription
+from pantau.alerter import subscriptions as subscription_files
+from pantau.alerter.subscriptions import SubscriptionError, check, load, new_subscription, webhook_egress_problems
 from pantau.cli import main
 from pantau.common.codec import Codec
 from tests.samples import alerter_stream
@@ -84,7 +85,59 @@ def test_check_refuses_a_secret_receivers_cannot_decode(codec, secret, reason):
     assert "channels.webhooks[0].secret" in problem and reason in problem
 
 
-def test_cli_new_prints_a_file_that_check_accepts(tmp_path):
+def hooked(*urls: str) -> dict:
+    return {**VALID, "channels": {"webhooks": [{"url": url} for url in urls]}}
+
+
+# No test resolves a real name (a DNS query leaves the machine): names resolve through this table.
+NAMES = {"hooks.example.org": ["93.184.215.14"], "sneaky.example.org": ["93.184.215.14", "10.1.2.3"],
+         "localhost": ["127.0.0.1", "::1"], "metadata.example.org": ["169.254.169.254"]}  # fmt: skip
+
+
+def fake_resolve(host: str) -> list[str]:
+    if host not in NAMES:
+        raise OSError(-2, "Name or service not known")
+    return NAMES[host]
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:8080/hook", "127.0.0.1 is loopback"),
+    ("http://localhost/hook", "localhost resolves to 127.0.0.1 is loopback"),
+    ("http://169.254.169.254/latest/meta-data", "link-local (cloud metadata lives here)"),
+    ("http://metadata.example.org/", "resolves to 169.254.169.254 is link-local"),
+    ("http://[::ffff:10.0.0.1]/", "IPv4-mapped ::ffff:a00:1 embeds 10.0.0.1: 10.0.0.1 is private"),
+    ("http://2130706433/", "127.0.0.1 is loopback"),
+    ("https://sneaky.example.org/", "resolves to 10.1.2.3 is private"),
+    ("https://nowhere.invalid/", "nowhere.invalid does not resolve"),
+])  # fmt: skip
+def test_webhooks_to_private_or_metadata_addresses_are_refused_at_registration(url, reason):
+    problems = webhook_egress_problems(hooked(url), fake_resolve)
+    assert len(problems) == 1 and problems[0].startswith("channels.webhooks[0].url: ") and reason in problems[0]
+
+
+def test_loopback_passes_only_with_the_allowance_and_metadata_never():
+    assert webhook_egress_problems(hooked("http://127.0.0.1:9/h", "http://localhost/h"), fake_resolve,
+                                   allow_loopback=True) == []  # fmt: skip
+    assert webhook_egress_problems(hooked("http://169.254.169.254/"), fake_resolve, allow_loopback=True)
+    assert webhook_egress_problems(hooked("https://hooks.example.org/p"), fake_resolve) == []
+
+
+def test_internal_hosts_are_named_on_purpose_and_not_resolved():
+    assert webhook_egress_problems(hooked("http://demo-inbox:8809/h"), fake_resolve, internal_hosts=["Demo-Inbox"]) == []
+    assert webhook_egress_problems(hooked("http://demo-inbox:8809/h"), fake_resolve)
+
+
+def test_cli_check_refuses_a_loopback_webhook_unless_the_notifier_may_reach_loopback(tmp_path, monkeypatch):
+    monkeypatch.setattr(subscription_files, "system_resolve", fake_resolve)
+    write(tmp_path / "local.yaml", hooked("http://127.0.0.1:8809/hooks/x"))
+    refused = CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)])
+    assert refused.exit_code != 0 and "(desk-amunisi): channels.webhooks[0].url: 127.0.0.1 is loopback" in refused.output
+    monkeypatch.setenv("PANTAU_NOTIFIER_ALLOW_LOOPBACK", "true")
+    assert CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)]).exit_code == 0
+
+
+def test_cli_new_prints_a_file_that_check_accepts(tmp_path, monkeypatch):
+    monkeypatch.setattr(subscription_files, "system_resolve", fake_resolve)
     runner = CliRunner()
     result = runner.invoke(main, ["subscriptions", "new", "--query", "amunisi", "--webhook", "https://hooks.example.org/p",
                                   "--owner", "desk", "--mode", "spike", "--mode", "realtime"])  # fmt: skip
