@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook
 
-from pantau.alerter.engine import Engine, Subscriptions, event_time
 from pantau.alerter import subscriptions as subscription_files
+from pantau.alerter.engine import Engine, Subscriptions, event_time
 from pantau.alerter.subscriptions import SubscriptionError, check, load, new_subscription, webhook_egress_problems
 from pantau.cli import main
 from pantau.common.codec import Codec
@@ -123,15 +123,17 @@ def test_loopback_passes_only_with_the_allowance_and_metadata_never():
 
 
 def test_internal_hosts_are_named_on_purpose_and_not_resolved():
-    assert webhook_egress_problems(hooked("http://demo-inbox:8809/h"), fake_resolve, internal_hosts=["Demo-Inbox"]) == []
-    assert webhook_egress_problems(hooked("http://demo-inbox:8809/h"), fake_resolve)
+    inbox = hooked("http://demo-inbox:8809/h")
+    assert webhook_egress_problems(inbox, fake_resolve, internal_hosts=["Demo-Inbox"]) == []
+    assert webhook_egress_problems(inbox, fake_resolve)
 
 
 def test_cli_check_refuses_a_loopback_webhook_unless_the_notifier_may_reach_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(subscription_files, "system_resolve", fake_resolve)
     write(tmp_path / "local.yaml", hooked("http://127.0.0.1:8809/hooks/x"))
     refused = CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)])
-    assert refused.exit_code != 0 and "(desk-amunisi): channels.webhooks[0].url: 127.0.0.1 is loopback" in refused.output
+    assert refused.exit_code != 0
+    assert "(desk-amunisi): channels.webhooks[0].url: 127.0.0.1 is loopback" in refused.output
     monkeypatch.setenv("PANTAU_NOTIFIER_ALLOW_LOOPBACK", "true")
     assert CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)]).exit_code == 0
 
