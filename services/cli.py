@@ -148,6 +148,7 @@ def dlq_replay(topic: str, limit: int | None, group: str) -> None:
 
 # ---------------------------------------------------------------- services
 from pantau.alerter.cli import alerter, spikes, subscriptions  # noqa: E402
+from pantau.api.cli import api  # noqa: E402
 from pantau.crawler.cli import crawl, extract_cmd  # noqa: E402  (each service registers its commands)
 from pantau.enricher.cli import enrich_cmd, enricher  # noqa: E402
 from pantau.indexer.cli import indexer  # noqa: E402
@@ -162,6 +163,7 @@ main.add_command(notifier)
 main.add_command(alerter)
 main.add_command(spikes)
 main.add_command(subscriptions)
+main.add_command(api)
 
 
 @main.group()

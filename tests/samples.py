@@ -124,3 +124,15 @@ def read_records(kafka_settings, topic: str, until, timeout_s: float, drain_s: f
     finally:
         consumer.close()
     return records
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout_s`."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pantau.alerter.engine import Subscriptions
@@ -23,14 +24,20 @@ class InvalidSubscription(ValueError):
 
 class SubscriptionFeed:
     """Reads the compacted subscriptions topic from the start, forever, in a thread of its own;
-    `current` is swapped whole on every change (readers never see a half-applied update)."""
+    `current` (compiled for matching) and `by_id` are swapped whole on every change (readers never
+    see a half-applied update). `wait_for` lets a writer read its own write."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, codec: Codec, dead_letter,
-                 client: str = "alerter-subscriptions") -> None:  # fmt: skip
+                 client: str = "alerter-subscriptions",
+                 compile: Callable[[Iterable[dict[str, Any]]], Any] | None = Subscriptions.of) -> None:  # fmt: skip
         self.kafka, self.topic, self.codec, self.client = kafka, topic, codec, client
         self.dead_letter = dead_letter  # (record, exc) -> None, called on this thread
+        self.compile = compile
         self.current = Subscriptions()
+        self.by_id: dict[str, dict[str, Any]] = {}
         self.caught_up = threading.Event()
+        self._read_to: dict[int, int] = {}  # partition -> next offset to read
+        self._progress = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="subscriptions", daemon=True)
         self._by_id: dict[str, dict[str, Any]] = {}
@@ -64,8 +71,15 @@ class SubscriptionFeed:
         self._by_id[sub["id"]] = sub
         return None
 
+    def wait_for(self, partition: int, offset: int, timeout_s: float) -> bool:
+        """True once the record at (partition, offset) has been applied (False after the timeout)."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self._read_to.get(partition, 0) > offset, timeout_s)
+
     def _publish(self) -> None:
-        self.current = Subscriptions.of(self._by_id[k] for k in sorted(self._by_id))
+        self.by_id = dict(self._by_id)
+        if self.compile is not None:
+            self.current = self.compile(self._by_id[k] for k in sorted(self._by_id))
         ALERTER_SUBSCRIPTIONS.labels("valid").set(len(self._by_id))
         ALERTER_SUBSCRIPTIONS.labels("invalid").set(len(self._invalid))
 
@@ -99,6 +113,11 @@ class SubscriptionFeed:
                 if not self.caught_up.is_set() and all(consumer.position(p) >= end[p] for p in partitions):
                     self._publish()  # once for the whole backlog, not once per poll
                     self.caught_up.set()
+                if changed:
+                    with self._progress:
+                        self._read_to.update({tp.partition: records[-1].offset + 1 for tp, records in batches.items()
+                                              if records})  # fmt: skip
+                        self._progress.notify_all()
         except Exception:
             log.exception("subscription feed failed")
             raise

@@ -234,3 +234,18 @@ NOTIFIER_ATTEMPT_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20),
     registry=REGISTRY,
 )
+
+# ---- subscriber API --------------------------------------------------------------------------
+API_REQUESTS = Counter(
+    "pantau_api_requests_total",
+    "Subscriber API requests by method, route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "pantau_api_request_seconds",
+    "Subscriber API request duration by route template (writes wait for the broker's acknowledgement).",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+    registry=REGISTRY,
+)

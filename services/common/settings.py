@@ -258,6 +258,31 @@ class NotifierSettings(BaseSettings):
     email_from: str = Field("Pantau <pantau@localhost>", description="The From: of notification emails.")
 
 
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANTAU_API_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the subscriber API binds.")
+    port: int = Field(8810, description="Its port.")
+    keys_file: Path = Field(
+        Path("deploy/api/keys.yaml"), description="API keys, hashed (`pantau api key --owner X` adds one); "
+        "re-read when it changes."
+    )  # fmt: skip
+    rate_limit: str = Field("120/minute", description="Requests per key (a key's own `rate_limit` overrides).")
+    auth_failure_limit: str = Field("30/minute", description="Failed authentications per client address.")
+    write_timeout_s: float = Field(10.0, gt=0, description="How long a write waits for the broker and read-back.")
+
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _is_a_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as 120/minute: {exc}") from None
+        return value
+
+
 SETTINGS_GROUPS = (
     KafkaSettings,
     TopicSettings,
@@ -270,4 +295,5 @@ SETTINGS_GROUPS = (
     IndexerSettings,
     AlerterSettings,
     NotifierSettings,
+    ApiSettings,
 )

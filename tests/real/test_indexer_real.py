@@ -35,6 +35,7 @@ from tests import samples
 from tests.conftest import es_settings
 from tests.faultproxy import FaultProxy
 from tests.infra import ensure_up, stop_server
+from tests.samples import wait_for
 
 ES_DIR = ContractSettings().schemas_dir / "elasticsearch"
 
@@ -104,15 +105,6 @@ def running_indexer(
         consumer.close()
         producer.close()
     assert not failure, failure
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def dead_letters(kafka_settings, topic: str, expected: int) -> list:

@@ -29,7 +29,7 @@ from pantau.alerter.subscriptions import fresh_secret
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.kafka_io import close_producer, make_producer, record_headers
-from tests.samples import read_records, topic_env
+from tests.samples import read_records, topic_env, wait_for
 
 
 class Receiver:
@@ -135,15 +135,6 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def subscription(sub_id: str, webhooks: list[str], emails: list[str] = (), secret: str | None = None) -> dict:

@@ -1,0 +1,1 @@
+"""The subscriber API: subscriptions, query tests and past alerts over HTTP."""
