@@ -13,6 +13,7 @@ COPY deploy/sources ./deploy/sources
 COPY deploy/terms ./deploy/terms
 COPY deploy/subscriptions ./deploy/subscriptions
 COPY deploy/subscriptions-compose ./deploy/subscriptions-compose
+COPY deploy/api ./deploy/api
 RUN pip install --no-cache-dir -c constraints.txt -e . && chown -R pantau /app
 
 USER pantau
