@@ -1,5 +1,5 @@
-"""The subscriber API's I/O: subscriptions on the compacted Kafka topic, searches as Elasticsearch's
-read-only user, and the keys file."""
+"""The subscriber API's I/O: subscriptions on the compacted Kafka topic and the keys file (searches:
+`pantau.common.es_io.ElasticsearchSearch`, as Elasticsearch's read-only user)."""
 
 from __future__ import annotations
 
@@ -49,26 +49,6 @@ class KafkaSubscriptionStore:
             raise TransientError(f"the broker did not take the write: {exc}") from exc
         if not self.feed.wait_for(meta.partition, meta.offset, self.timeout_s):
             raise TransientError("the write is on the broker but not read back yet; read again shortly")
-
-
-class ElasticsearchSearch:
-    def __init__(self, client, prefix: str):
-        self.client, self.prefix = client, prefix
-
-    def search(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        from elastic_transport import ConnectionError, ConnectionTimeout
-        from elasticsearch import ApiError
-
-        try:
-            # No index yet (nothing indexed) is an empty answer, not an error.
-            return self.client.search(index=f"{self.prefix}-{kind}", ignore_unavailable=True, allow_no_indices=True,
-                                      **body).body  # fmt: skip
-        except (ConnectionError, ConnectionTimeout) as exc:
-            raise TransientError(f"Elasticsearch is not reachable: {exc}") from exc
-        except ApiError as exc:
-            if exc.status_code in (429, 502, 503, 504):
-                raise TransientError(f"Elasticsearch answered {exc.status_code}") from exc
-            raise
 
 
 class KeysFile:

@@ -49,9 +49,9 @@ def api_run() -> None:
     from pantau.alerter.feed import SubscriptionFeed
     from pantau.alerter.subscriptions import system_resolve
     from pantau.api.app import create_app
-    from pantau.api.backends import ElasticsearchSearch, KafkaSubscriptionStore, KeysFile
+    from pantau.api.backends import KafkaSubscriptionStore, KeysFile
     from pantau.common.codec import Codec
-    from pantau.common.es_io import make_client
+    from pantau.common.es_io import ElasticsearchSearch, make_client
     from pantau.common.kafka_io import close_producer
     from pantau.common.runtime import run_service_process
     from pantau.common.settings import ApiSettings, ElasticsearchSettings, NotifierSettings, TopicSettings

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from pantau.common.errors import TransientError
 from pantau.common.indices import INDEX_KINDS, expired_indices, monthly_index, render_templates
 from pantau.common.settings import ElasticsearchSettings
 
@@ -105,3 +107,26 @@ def apply_retention(client: Elasticsearch, prefix: str, keep_months: int, now: d
             client.indices.delete(index=name)
             log.info("retention: deleted %s", name)
     return expired
+
+
+class ElasticsearchSearch:
+    """Searches over a read alias (`<prefix>-articles`, `<prefix>-alerts`) for the subscriber API and
+    the digests; an unreachable or overloaded server is a TransientError."""
+
+    def __init__(self, client, prefix: str):
+        self.client, self.prefix = client, prefix
+
+    def search(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        from elastic_transport import ConnectionError, ConnectionTimeout
+        from elasticsearch import ApiError
+
+        try:
+            # No index yet (nothing indexed) is an empty answer, not an error.
+            return self.client.search(index=f"{self.prefix}-{kind}", ignore_unavailable=True, allow_no_indices=True,
+                                      **body).body  # fmt: skip
+        except (ConnectionError, ConnectionTimeout) as exc:
+            raise TransientError(f"Elasticsearch is not reachable: {exc}") from exc
+        except ApiError as exc:
+            if exc.status_code in (429, 502, 503, 504):
+                raise TransientError(f"Elasticsearch answered {exc.status_code}") from exc
+            raise

@@ -256,6 +256,25 @@ class NotifierSettings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     smtp_timeout_s: float = Field(20.0, gt=0, description="One email attempt's time limit.")
     email_from: str = Field("Pantau <pantau@localhost>", description="The From: of notification emails.")
+    digest_timezone: str = Field(
+        "UTC", description="Daily digests cover midnight to midnight here (e.g. Asia/Jakarta)."
+    )
+    digest_grace_s: float = Field(
+        120.0, ge=0, description="A digest is made this long after its period ends (the indexer catches up first)."
+    )
+    digest_top_articles: int = Field(10, ge=1, le=100, description="Stories listed in a digest (newest first).")
+    digest_check_s: float = Field(30.0, gt=0, description="How often due digests are looked for.")
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _is_a_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Jakarta)") from None
+        return value
 
 
 class ApiSettings(BaseSettings):

@@ -15,12 +15,13 @@ def notifier_run() -> None:
     """Run the notifier (one active worker: the delivery log is read whole at start)."""
     from pantau.alerter.feed import SubscriptionFeed
     from pantau.common.codec import Codec
+    from pantau.common.es_io import ElasticsearchSearch, make_client
     from pantau.common.kafka_io import DeadLetterProducer, close_producer, make_consumer
     from pantau.common.runtime import run_service_process
-    from pantau.common.settings import NotifierSettings, TopicSettings
-    from pantau.notifier.service import DeliveryLog, Notifier
+    from pantau.common.settings import ElasticsearchSettings, NotifierSettings, TopicSettings
+    from pantau.notifier.service import DeliveryLog, DigestMaker, Notifier
 
-    settings, topics = NotifierSettings(), TopicSettings()
+    settings, topics, es = NotifierSettings(), TopicSettings(), ElasticsearchSettings()
 
     def body(ctx):
         producer = ctx.producer()
@@ -38,9 +39,14 @@ def notifier_run() -> None:
         records = DeliveryLog.read_all(ctx.kafka, topics.notifications, log_codec)
         consumer = make_consumer(ctx.kafka, "notifier", group_id=settings.group)
         ctx.closers.append(consumer.close)
+        # Digests are searched in Elasticsearch as the read-only user (PANTAU_ES_USERNAME=pantau_reader).
+        client = make_client(es)
+        ctx.closers.append(client.close)
+        search = ElasticsearchSearch(client, es.index_prefix)
+        digests = DigestMaker(lambda body: search.search("articles", body), lambda: feed.by_id, settings)
         worker = Notifier(consumer, DeliveryLog(producer, topics.notifications, log_codec), dead_letters,
                           lambda: feed.current.by_id, ctx.contracts, topics, settings, ctx.shutdown,
-                          ctx.health)  # fmt: skip
+                          ctx.health, digests=digests)  # fmt: skip
         worker.restore(records)
         worker.run()
 

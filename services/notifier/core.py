@@ -248,6 +248,13 @@ def summary_line(alert: dict[str, Any]) -> str:
     observed = alert.get("observed") or {}
     if alert["kind"] == "match":
         return f"New article: {label}"
+    if alert["kind"] == "digest":
+        window = alert.get("window") or {}
+        span = "Daily" if window.get("seconds", 0) > 3 * 3600 else "Hourly"
+        return (
+            f"{span} digest: {label} — {observed.get('articles', 0)} articles, {observed.get('stories', 0)} "
+            f"stories from {observed.get('sources', 0)} sources ({window.get('start')} to {window.get('end')})"
+        )
     if alert["state"] == "resolved":
         return f"Resolved: {label}"
     verb = "Spike" if alert["state"] == "firing" else "Spike growing"

@@ -24,17 +24,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from pantau.alerter.query import parse_query
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import Provenance
+from pantau.common.errors import TransientError
 from pantau.common.health import Health
 from pantau.common.kafka_io import DeadLetterProducer, make_consumer, record_headers
 from pantau.common.ledger import OffsetLedger
@@ -65,6 +68,8 @@ from pantau.notifier.core import (
     webhook_body,
     webhook_headers,
 )
+from pantau.notifier.digests import MODES as DIGEST_MODES
+from pantau.notifier.digests import digest_alert, digest_search, periods_due
 
 log = logging.getLogger(__name__)
 SERVICE = "notifier"
@@ -208,6 +213,70 @@ class Sender:
             return Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
 
 
+class DigestMaker:
+    """Looks for due digests every `digest_check_s` in a thread of its own (a thousand searches at the
+    top of the hour must not hold up spike alerts) and hands each non-empty one to the notifier's
+    loop through `ready`. A period whose search failed is tried again at the next check; one told
+    before a restart is a duplicate to the grouper (the delivery log knows its id)."""
+
+    def __init__(self, search: Callable[[dict[str, Any]], dict[str, Any]],
+                 subscriptions: Callable[[], dict[str, dict[str, Any]]], settings: NotifierSettings,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.search, self.subscriptions, self.settings, self.clock = search, subscriptions, settings, clock
+        self.tz = ZoneInfo(settings.digest_timezone)
+        self.ready: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.done: dict[tuple[str, str, datetime], datetime] = {}  # (subscription, mode, start) -> end
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # a bug here must not stop the notifier's alerts; logged loudly, tried again
+                log.exception("digest check failed")
+            self._stop.wait(self.settings.digest_check_s)
+
+    def check(self) -> int:
+        """Search every due period once; returns how many digests were handed over."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        made = 0
+        for sub in list(self.subscriptions().values()):
+            muted = sub.get("muted_until")
+            if muted and _epoch(muted) > now.timestamp():
+                continue
+            created = datetime.fromtimestamp(_epoch(sub["created_at"]), UTC) if sub.get("created_at") else None
+            for mode in (m for m in sub["modes"] if m in DIGEST_MODES):
+                # Back as far as alerts are told, and at least one period (a daily digest survives a night down).
+                lookback = max(self.settings.max_alert_age_s, 86400.0 if mode == "digest_daily" else 3600.0)
+                due = periods_due(mode, now, self.tz, self.settings.digest_grace_s, lookback, created)
+                for start, end in due:
+                    key = (sub["id"], mode, start)
+                    if key in self.done:
+                        continue
+                    try:
+                        query = parse_query(sub["query"]).to_elasticsearch()
+                        result = self.search(digest_search(query, start, end, self.settings.digest_top_articles))
+                    except TransientError as exc:
+                        log.warning("digest search failed; tried again", extra={"subscription": sub["id"],
+                                                                                "reason": str(exc)})  # fmt: skip
+                        return made
+                    self.done[key] = end
+                    alert = digest_alert(sub, mode, start, end, result)
+                    if alert is not None:
+                        self.ready.put(alert)
+                        made += 1
+        oldest = now.timestamp() - self.settings.max_alert_age_s - 86400
+        self.done = {k: end for k, end in self.done.items() if end.timestamp() > oldest}
+        return made
+
+
 class Notifier:
     def __init__(
         self,
@@ -221,6 +290,7 @@ class Notifier:
         shutdown: ShutdownFlag,
         health: Health | None = None,
         clock: Callable[[], float] = time.time,
+        digests: DigestMaker | None = None,
     ):
         self.consumer, self.log, self.dead_letters = consumer, delivery_log, dead_letters
         self.subscriptions, self.topics, self.settings = subscriptions, topics, settings
@@ -237,6 +307,7 @@ class Notifier:
         self.results: queue.Queue[Attempt] = queue.Queue()
         self.staged: list[tuple[str, dict[str, Any]]] = []  # log records of outcomes, written together
         self.sender = Sender(settings, self.results)
+        self.digests = digests
 
     # ---------------------------------------------------------------- start
     def restore(self, records: dict[str, dict[str, Any]]) -> None:
@@ -253,6 +324,8 @@ class Notifier:
 
     def run(self) -> None:
         self.sender.start()
+        if self.digests is not None:
+            self.digests.start()
         # The group's first assignment must know the topic's partitions: a join before the metadata
         # has them assigns nothing, and the next metadata refresh can be minutes away.
         while not self.consumer.partitions_for_topic(self.topics.alerts) and not self.shutdown.requested:
@@ -268,6 +341,7 @@ class Notifier:
                 for records in polled.values():
                     for record in records:
                         self.accept(record, now)
+                self.take_digests(now)
                 self.compose(self.clock())
                 self.settle()
                 self.dispatch(self.clock())
@@ -276,6 +350,8 @@ class Notifier:
             self.drain()
         finally:
             self.sender.close()
+            if self.digests is not None:
+                self.digests.stop()
 
     def _poll_timeout_ms(self) -> int:
         """Short while outcomes come back (they free slots for the next sends), else as groups fall due."""
@@ -324,6 +400,26 @@ class Notifier:
             self.open_offsets[(tp, record.offset)] = waiting
         else:
             self.ledger.confirm(record.topic, record.partition, record.offset)
+
+    def take_digests(self, now: float) -> None:
+        """Digests made since the last loop are offered like alerts (no offsets: a lost one is made
+        again from Elasticsearch after a restart)."""
+        if self.digests is None:
+            return
+        current = self.subscriptions()
+        while True:
+            try:
+                alert = self.digests.ready.get_nowait()
+            except queue.Empty:
+                return
+            NOTIFIER_ALERTS.labels(alert["kind"], alert["state"]).inc()
+            sub = current.get(alert["subscription_ids"][0])
+            if sub is None:
+                NOTIFIER_OFFERS.labels("unknown").inc()
+                continue
+            for target in targets_of(sub):
+                outcome = "disabled" if target.key in self.disabled else self.grouper.offer(alert, target, now)
+                NOTIFIER_OFFERS.labels(outcome).inc()
 
     def compose(self, now: float) -> None:
         """Groups that are due become notifications, written to the log before anything is sent."""
@@ -455,7 +551,7 @@ def _observe_latency(notification: Notification, now: float) -> None:
     for alert in notification.alerts:
         NOTIFIER_DELIVERY_SECONDS.labels(channel, "alert").observe(max(0.0, now - _epoch(alert["detected_at"])))
         published = [_epoch(a["published_at"]) for a in alert.get("top_articles") or [] if a.get("published_at")]
-        if published:
+        if published and alert["kind"] != "digest":  # a digest waits for its period to end on purpose
             NOTIFIER_DELIVERY_SECONDS.labels(channel, "published").observe(max(0.0, now - min(published)))
 
 

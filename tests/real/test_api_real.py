@@ -32,10 +32,10 @@ from schemathesis.checks import not_a_server_error
 
 from pantau.alerter.feed import SubscriptionFeed
 from pantau.api.app import create_app
-from pantau.api.backends import ElasticsearchSearch, KafkaSubscriptionStore
+from pantau.api.backends import KafkaSubscriptionStore
 from pantau.api.core import KeyRing, new_key
 from pantau.common.codec import Codec
-from pantau.common.es_io import apply_templates, make_client
+from pantau.common.es_io import ElasticsearchSearch, apply_templates, make_client
 from pantau.common.kafka_io import close_producer, make_producer, record_headers
 from pantau.common.settings import ContractSettings
 from pantau.enricher.stems import stem_text

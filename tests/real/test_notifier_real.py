@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,8 +28,16 @@ from pantau.alerter.publish import apply_subscriptions
 from pantau.alerter.subscriptions import fresh_secret
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
+from pantau.common.es_io import apply_templates, make_client
 from pantau.common.kafka_io import close_producer, make_producer, record_headers
-from tests.samples import read_records, topic_env, wait_for
+from pantau.common.settings import ContractSettings
+from pantau.enricher.stems import stem_text
+from pantau.indexer.bulk import bulk_lines
+from pantau.indexer.documents import article_action
+from tests.conftest import es_settings
+from tests.samples import enriched_articles, read_records, topic_env, wait_for
+
+ES_DIR = ContractSettings().schemas_dir / "elasticsearch"
 
 
 class Receiver:
@@ -309,3 +317,53 @@ def test_loopback_webhooks_are_refused_without_the_explicit_allowance(
     assert receiver.on("/local") == []
     [record] = log_states(kafka_settings, applied_topics.notifications).values()
     assert "loopback" in record["last_error"]
+
+
+def test_an_hourly_digest_of_what_elasticsearch_holds_is_told_once_across_a_restart(
+    infra, kafka_settings, contracts, applied_topics, es_prefix, receiver, env, tmp_path
+):
+    """Articles indexed (as the indexer writes them) in the hour that just ended: two match the
+    digest's query, one does not, and one matching article of the current hour waits for its own."""
+    admin = make_client(es_settings(infra, "pantau_admin", es_prefix))
+    apply_templates(admin, ES_DIR, es_prefix)
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    previous = hour - timedelta(hours=1)
+    seen = [previous + timedelta(minutes=10), previous + timedelta(minutes=50), previous + timedelta(minutes=30),
+            hour + timedelta(seconds=1)]  # fmt: skip
+    articles = enriched_articles(contracts, 4, f"digest-{es_prefix}", lambda n: seen[n].isoformat())
+    for n in (0, 1, 3):
+        articles[n]["title"] = f"Ekspor amunisi diperketat, laporan pantaudigest {n}"
+        articles[n]["stems"]["title"] = stem_text(articles[n]["title"], "id")
+        articles[n]["story"]["id"] = f"story-{n}"  # distinct stories (copies would collapse into one line)
+    indexer = make_client(es_settings(infra, "pantau_indexer", es_prefix))
+    answer = indexer.bulk(operations=b"".join(bulk_lines(article_action(a, es_prefix, now)) for a in articles))
+    assert not answer["errors"], answer
+    admin.indices.refresh(index=f"{es_prefix}-articles")
+
+    created = (previous - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    sub = {**subscription("desk-digest", [receiver.url("/digest")]), "query": "pantaudigest",
+           "modes": ["digest_hourly"], "name": "Ammunition hourly", "created_at": created}  # fmt: skip
+    apply_subscriptions([sub], contracts, kafka_settings, applied_topics.subscriptions)
+    digest_env = {"PANTAU_ES_URL": infra.es_url, "PANTAU_ES_USERNAME": "pantau_reader",
+                  "PANTAU_ES_PASSWORD": infra.password("pantau_reader"), "PANTAU_ES_INDEX_PREFIX": es_prefix,
+                  "PANTAU_NOTIFIER_DIGEST_GRACE_S": "0", "PANTAU_NOTIFIER_DIGEST_CHECK_S": "0.5"}  # fmt: skip
+    window = previous.isoformat().replace("+00:00", "Z")
+
+    def digests_of_that_hour() -> list[dict]:
+        bodies = [json.loads(r["body"]) for r in receiver.on("/digest")]
+        return [a for b in bodies for a in b["data"]["alerts"] if a["window"]["start"] == window]
+
+    proc = start(env, tmp_path, **digest_env)
+    try:
+        wait_for(lambda: digests_of_that_hour(), 60, "the digest of the hour that ended")
+        stop(proc)
+        proc = start(env, tmp_path, **digest_env)  # the restarted notifier finds the same period due
+        time.sleep(6)
+    finally:
+        stop(proc)
+    [digest] = digests_of_that_hour()
+    assert digest["kind"] == "digest" and digest["subscription_ids"] == ["desk-digest"]
+    assert digest["observed"]["articles"] == 2 and digest["observed"]["stories"] == 2
+    assert {a["id"] for a in digest["top_articles"]} == {articles[0]["id"], articles[1]["id"]}
+    assert digest["top_articles"][0]["id"] == articles[1]["id"]  # newest first
