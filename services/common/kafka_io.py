@@ -34,7 +34,7 @@ def make_producer(settings: KafkaSettings, service: str, **overrides: Any) -> Ka
         "client_id": f"{settings.client_id_prefix}-{service}",
         "acks": "all",
         "enable_idempotence": True,
-        "compression_type": "gzip",
+        "compression_type": None if settings.compression_type == "none" else settings.compression_type,
         "linger_ms": 20,
         # Articles are ~10 KB: the 16 KB default put one per batch, so consumers paid a decompression
         # and a batch header per record, and gzip had nothing to share between records.

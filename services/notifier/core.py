@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -64,7 +64,7 @@ def targets_of(subscription: dict[str, Any]) -> list[Target]:
 
 @dataclass(frozen=True)
 class Policy:
-    group_wait_s: float = 1.0
+    group_wait_s: float = 0.5
     group_interval_s: float = 300.0
     repeat_interval_s: float = 4 * 3600.0
     match_group_wait_s: float = 2.0
@@ -91,8 +91,11 @@ class Notification:
 
     def to_record(self) -> dict[str, Any]:
         """What the delivery log keeps (key: the notification id). Not the secret: it is read from the
-        subscription at each attempt, so a rotated secret signs the retries."""
-        return {"kind": "notification", "id": self.id, "target": target_record(self.target), "alerts": self.alerts,
+        subscription at each attempt, so a rotated secret signs the retries. Once settled, the alerts
+        are kept without their articles: a restart needs only what was told (ids, incidents, states),
+        and a thousand subscribers of one alert would otherwise log its articles a thousand times more."""
+        alerts = self.alerts if self.state == "pending" else [_settled(a) for a in self.alerts]
+        return {"kind": "notification", "id": self.id, "target": target_record(self.target), "alerts": alerts,
                 "created_at": self.created_at, "attempts": self.attempts, "next_at": self.next_at,
                 "state": self.state, "last_error": self.last_error, "delivered_at": self.delivered_at}  # fmt: skip
 
@@ -101,6 +104,14 @@ class Notification:
         return cls(record["id"], Target(**record["target"]), record["alerts"], record["created_at"],
                    record["attempts"], record["next_at"], record["state"], record.get("last_error"),
                    record.get("delivered_at"))  # fmt: skip
+
+
+_SETTLED_FIELDS = ("id", "incident_id", "revision", "kind", "state", "watch", "detected_at", "observed")
+
+
+def _settled(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert as a settled notification keeps it: still a valid alert, without its articles."""
+    return {**{k: alert[k] for k in _SETTLED_FIELDS if k in alert}, "top_articles": []}
 
 
 def target_record(target: Target) -> dict[str, Any]:
@@ -278,6 +289,11 @@ def webhook_body(notification: Notification) -> bytes:
     return orjson.dumps(payload)  # compact UTF-8; a thousand subscribers: orjson, not json
 
 
+@lru_cache(maxsize=8192)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)  # decodes the secret: once per secret, not per message
+
+
 def webhook_headers(notification: Notification, body: bytes, now: float) -> dict[str, str]:
     """Standard Webhooks headers: the id is the notification's (the same on every retry), the
     timestamp this attempt's, the signature HMAC-SHA256 over `id.timestamp.body` with the secret."""
@@ -289,9 +305,8 @@ def webhook_headers(notification: Notification, body: bytes, now: float) -> dict
         "webhook-timestamp": str(timestamp),
     }
     if notification.target.secret:
-        signer = Webhook(notification.target.secret)
-        headers["webhook-signature"] = signer.sign(notification.id, datetime.fromtimestamp(timestamp, UTC),
-                                                   body.decode())  # fmt: skip
+        moment = datetime.fromtimestamp(timestamp, UTC)
+        headers["webhook-signature"] = _signer(notification.target.secret).sign(notification.id, moment, body.decode())
     return headers
 
 

@@ -16,13 +16,13 @@ Order of events, and why nothing is told twice or lost:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import queue
 import smtplib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +74,11 @@ from pantau.notifier.digests import digest_alert, digest_search, periods_due
 log = logging.getLogger(__name__)
 SERVICE = "notifier"
 TP = tuple[str, int]
-COMPOSE_CHUNK = 100  # notifications logged per broker round trip before the first of them are sent
+REBALANCE_POLL_MS = 1000  # one poll's time limit while the group rebalances
+REJOIN_AFTER_S = 2.0  # a rebalance without an assignment after this long is started again
+REBALANCE_LIMIT_S = 120.0  # a rebalance longer than this is a wedged consumer: stop, be restarted
+BUSY_POLL_S = 0.05  # with deliveries in flight: how often Kafka is polled for new alerts
+BUSY_WAIT_S = 0.005  # and how long one loop turn waits for delivery outcomes
 
 
 def policy_of(settings: NotifierSettings) -> Policy:
@@ -97,14 +101,19 @@ class DeliveryLog:
 
     def write_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """All sent at once and flushed (no linger per record), then each acknowledgement awaited."""
-        futures = []
-        for key, record in items:
-            value, headers = self.codec.encode(record)
-            futures.append(self.producer.send(self.topic, key=key.encode(), value=value, headers=headers))
+        futures = self.send_all(items)
         if futures:
             self.producer.flush(self.timeout_s)
         for future in futures:
             future.get(self.timeout_s)
+
+    def send_all(self, items: list[tuple[str, dict[str, Any]]]) -> list:
+        """Hand the records to the producer; the caller watches the futures (acknowledged or failed)."""
+        futures = []
+        for key, record in items:
+            value, headers = self.codec.encode(record)
+            futures.append(self.producer.send(self.topic, key=key.encode(), value=value, headers=headers))
+        return futures
 
     @staticmethod
     def read_all(kafka: KafkaSettings, topic: str, codec: Codec) -> dict[str, dict[str, Any]]:
@@ -146,6 +155,7 @@ class Sender:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="notifier-sender", daemon=True)
         self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     def start(self) -> None:
         self.thread.start()
@@ -158,8 +168,17 @@ class Sender:
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
 
-    def submit(self, notification: Notification) -> Future:
-        return asyncio.run_coroutine_threadsafe(self._attempt(notification), self.loop)
+    def submit_all(self, notifications: list[Notification]) -> None:
+        """Start attempts with one wake-up of the loop (a thousand run_coroutine_threadsafe calls
+        were a thousand self-pipe writes and futures)."""
+        if notifications:
+            self.loop.call_soon_threadsafe(self._start_all, notifications)
+
+    def _start_all(self, notifications: list[Notification]) -> None:
+        for notification in notifications:
+            task = self.loop.create_task(self._attempt(notification))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
 
     def close(self) -> None:
         if self.session is not None:
@@ -306,8 +325,12 @@ class Notifier:
         self.disabled: set[str] = set()  # target keys a 410 disabled
         self.results: queue.Queue[Attempt] = queue.Queue()
         self.staged: list[tuple[str, dict[str, Any]]] = []  # log records of outcomes, written together
+        # Notifications whose record is on its way to the log: sent only once the broker has it.
+        self.logging: dict[str, tuple[Notification, Any, list[tuple[TP, int]]]] = {}
+        self.unacked: list = []  # outcome records not yet acknowledged (a failure stops the worker)
         self.sender = Sender(settings, self.results)
         self.digests = digests
+        self.listener = _Listener()
 
     # ---------------------------------------------------------------- start
     def restore(self, records: dict[str, dict[str, Any]]) -> None:
@@ -331,19 +354,38 @@ class Notifier:
         while not self.consumer.partitions_for_topic(self.topics.alerts) and not self.shutdown.requested:
             log.warning("waiting for the metadata of %s", self.topics.alerts)
             time.sleep(1.0)
-        self.consumer.subscribe([self.topics.alerts], listener=_Listener())
+        self.consumer.subscribe([self.topics.alerts], listener=self.listener)
+        last_poll = 0.0
         try:
             while not self.shutdown.requested:
                 if self.health is not None:
                     self.health.beat()
-                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=500)
-                now = self.clock()
-                for records in polled.values():
-                    for record in records:
-                        self.accept(record, now)
-                self.take_digests(now)
+                # While deliveries are in flight the loop waits on their outcomes, and polls Kafka
+                # every BUSY_POLL_S only: kafka-python's poll(0) costs ~0.5 ms of CPU (GIL) each time,
+                # which a thousand deliveries' loop turns spent instead of sending.
+                busy = bool(self.in_flight or self.logging) or not self.results.empty()
+                if self.listener.rebalancing_since is not None:
+                    # kafka-python 3.0.12: when a poll times out while the join is in flight, the
+                    # assignment that then arrives is never applied and the consumer fetches nothing,
+                    # for good (a bench run). Joins get a poll long enough to finish in, and one that
+                    # still has no assignment after REJOIN_AFTER_S is started again from scratch.
+                    self._unwedge()
+                    timeout_ms = REBALANCE_POLL_MS
+                elif busy:
+                    timeout_ms = 0 if time.monotonic() - last_poll >= BUSY_POLL_S else None
+                else:
+                    timeout_ms = self._poll_timeout_ms()
+                if timeout_ms is not None:
+                    polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=500)
+                    last_poll = time.monotonic()
+                    now = self.clock()
+                    for records in polled.values():
+                        for record in records:
+                            self.accept(record, now)
+                self.take_digests(self.clock())
                 self.compose(self.clock())
-                self.settle()
+                self.logged()
+                self.settle(block_s=BUSY_WAIT_S if busy else 0.0)
                 self.dispatch(self.clock())
                 self.commit()
                 self._gauges()
@@ -353,13 +395,25 @@ class Notifier:
             if self.digests is not None:
                 self.digests.stop()
 
+    def _unwedge(self) -> None:
+        since = self.listener.rebalancing_since
+        if since is None or time.monotonic() - since < REJOIN_AFTER_S:
+            return
+        log.warning("the group rebalance did not finish; leaving and joining again",
+                    extra={"seconds": round(time.monotonic() - since, 1)})  # fmt: skip
+        self.consumer.unsubscribe()
+        self.consumer.subscribe([self.topics.alerts], listener=self.listener)
+        self.listener.rebalancing_since = time.monotonic()
+
     def _poll_timeout_ms(self) -> int:
-        """Short while outcomes come back (they free slots for the next sends), else as groups fall due."""
-        if not self.results.empty():
-            return 0
-        if self.in_flight:
-            return 10
-        return 100 if self.pending or self.grouper.groups else 500
+        """Idle: until the next group falls due or retry is scheduled (at most 0.5 s)."""
+        wait, now = 0.5, self.clock()
+        due = self.grouper.next_due_at()
+        if due is not None:
+            wait = min(wait, due - now)
+        if self.pending:
+            wait = min(wait, min(n.next_at for n in self.pending.values()) - now)
+        return max(0, int(wait * 1000))
 
     # ---------------------------------------------------------------- alerts in
     def accept(self, record, now: float) -> None:
@@ -396,6 +450,8 @@ class Notifier:
                 if outcome == "queued":
                     self.group_offsets.setdefault(target.key, []).append((tp, record.offset))
                     waiting += 1
+        log.info("alert read", extra={"alert": alert["id"], "offset": record.offset, "queued": waiting,
+                                      "subscriptions": len(alert.get("subscription_ids") or [])})  # fmt: skip
         if waiting:
             self.open_offsets[(tp, record.offset)] = waiting
         else:
@@ -422,17 +478,31 @@ class Notifier:
                 NOTIFIER_OFFERS.labels(outcome).inc()
 
     def compose(self, now: float) -> None:
-        """Groups that are due become notifications, written to the log before anything is sent."""
+        """Groups that are due become notifications. Each is written to the log and sent once the
+        broker has acknowledged it (`logged`): the loop goes on meanwhile, so the first of a thousand
+        go out while the rest are on their way to the log."""
         due = self.grouper.due(now)
-        for start in range(0, len(due), COMPOSE_CHUNK):  # the first ones go out while the rest are logged
-            chunk = due[start : start + COMPOSE_CHUNK]
-            self.log.write_all([(n.id, n.to_record()) for n in chunk])
-            for notification in chunk:
-                self.pending[notification.id] = notification
-            if start + COMPOSE_CHUNK < len(due):
-                self.dispatch(self.clock())
-        for notification in due:
-            for tp, offset in self.group_offsets.pop(notification.target.key, []):
+        if not due:
+            return
+        log.info("notifications composed", extra={"notifications": len(due)})
+        futures = self.log.send_all([(n.id, n.to_record()) for n in due])
+        for notification, future in zip(due, futures, strict=True):
+            offsets = self.group_offsets.pop(notification.target.key, [])
+            self.logging[notification.id] = (notification, future, offsets)
+
+    def logged(self) -> None:
+        """Notifications the log has acknowledged become sendable, and their alerts' offsets
+        committable once every group an alert was in is logged."""
+        if not self.logging:
+            return
+        for nid, (notification, future, offsets) in list(self.logging.items()):
+            if not future.is_done:
+                continue
+            del self.logging[nid]
+            if future.failed():  # the broker refused past the producer's retries: stop, restart, read the log
+                raise future.exception
+            self.pending[nid] = notification
+            for tp, offset in offsets:
                 left = self.open_offsets[(tp, offset)] - 1
                 if left:
                     self.open_offsets[(tp, offset)] = left
@@ -442,12 +512,15 @@ class Notifier:
 
     # ---------------------------------------------------------------- sending
     def dispatch(self, now: float) -> None:
+        free = self.settings.max_concurrent_sends - len(self.in_flight)
+        if free <= 0 or not self.pending:
+            return
+        ready = [n for n in self.pending.values() if n.next_at <= now and n.target.key not in self.in_flight]
         current = self.subscriptions()
-        for notification in sorted(self.pending.values(), key=lambda n: n.next_at):
-            if len(self.in_flight) >= self.settings.max_concurrent_sends:
-                break
+        started: list[Notification] = []
+        for notification in heapq.nsmallest(free, ready, key=lambda n: n.next_at):  # not a sort of all
             key = notification.target.key
-            if notification.next_at > now or key in self.in_flight:
+            if key in self.in_flight:  # two notifications of one target: one at a time
                 continue
             target = self._current_target(notification.target, current)
             if target is None:  # the subscription or this channel of it is gone: nobody to tell
@@ -455,7 +528,8 @@ class Notifier:
                 continue
             notification.target = target
             self.in_flight.add(key)
-            self.sender.submit(notification)
+            started.append(notification)
+        self.sender.submit_all(started)
         self.flush_log()  # the cancellations
 
     @staticmethod
@@ -463,7 +537,8 @@ class Notifier:
         sub = current.get(target.subscription_id)
         if sub is None:
             return None
-        return next((t for t in targets_of(sub) if t.key == target.key), None)
+        now = next((t for t in targets_of(sub) if t.channel == target.channel and t.address == target.address), None)
+        return target if now == target else now  # the same: keep the object whose key is computed
 
     def settle(self, block_s: float = 0.0) -> None:
         """Outcomes of finished attempts, written to the log together."""
@@ -478,8 +553,14 @@ class Notifier:
         self.flush_log()
 
     def flush_log(self) -> None:
+        """Outcomes go to the log without waiting: one lost to a crash leaves its notification pending,
+        sent again after the restart under the same id (which receivers de-duplicate on)."""
         staged, self.staged = self.staged, []
-        self.log.write_all(staged)
+        for future in self.unacked:
+            if future.failed():  # past the producer's own retries: stop; the restart resends from the log
+                raise future.exception
+        self.unacked = [f for f in self.unacked if not f.is_done]
+        self.unacked += self.log.send_all(staged)
 
     def _settle(self, attempt: Attempt) -> None:
         n, now = attempt.notification, self.clock()
@@ -522,6 +603,13 @@ class Notifier:
 
     # ---------------------------------------------------------------- commits, shutdown
     def commit(self) -> None:
+        # Not while the group rebalances: kafka-python 3.0.12 answered every commit then with
+        # RebalanceInProgress and never finished the rejoin (a bench run lost its consumer so).
+        since = self.listener.rebalancing_since
+        if since is not None:
+            if time.monotonic() - since > REBALANCE_LIMIT_S:  # wedged: a restart rejoins, the log keeps state
+                raise RuntimeError(f"the consumer group has not finished a rebalance in {REBALANCE_LIMIT_S:.0f} s")
+            return
         points = self.ledger.committable()
         if not points:
             return
@@ -539,7 +627,11 @@ class Notifier:
         deadline = time.monotonic() + self.settings.webhook_timeout_s + 5
         while self.in_flight and time.monotonic() < deadline:
             self.settle(block_s=0.2)
-        self.commit()
+        self.log.producer.flush(max(1.0, deadline - time.monotonic()))  # what is on its way to the log
+        self.logged()
+        self.flush_log()
+        if self.listener.rebalancing_since is None:
+            self.commit()
 
     def _gauges(self) -> None:
         NOTIFIER_PENDING.labels("notifications").set(len(self.pending))
@@ -560,10 +652,16 @@ def _epoch(value: str) -> float:
 
 
 class _Listener(ConsumerRebalanceListener):
-    """Logs the partitions this worker holds (kafka-python's IO thread: nothing blocking here)."""
+    """Logs the partitions this worker holds and when a rebalance began (kafka-python's IO thread:
+    nothing blocking here). `rebalancing_since` is None while the group is stable."""
+
+    def __init__(self) -> None:
+        self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
 
     def on_partitions_revoked(self, revoked):
+        self.rebalancing_since = time.monotonic()
         log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
 
     def on_partitions_assigned(self, assigned):
+        self.rebalancing_since = None
         log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})

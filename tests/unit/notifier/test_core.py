@@ -130,6 +130,25 @@ def test_after_a_restart_the_delivery_log_keeps_what_was_told(hook):
     assert after.offer(alert("inc-a"), targets_of(SUB)[2], T0 + 10) == "queued"  # the email was not told
 
 
+def test_a_settled_notification_is_logged_without_articles_and_still_restores(hook, contracts):
+    from pantau.common.codec import Codec
+
+    codec = Codec.for_topic(contracts, "notifications")
+    grouper = Grouper(Policy(group_wait_s=0))
+    grouper.offer(alert("inc-amunisi-a"), hook, T0)
+    [message] = grouper.due(T0)
+    pending = message.to_record()
+    assert pending["alerts"][0]["top_articles"] and pending["alerts"][0]["kibana_url"]  # kept to resend
+    message.state = "delivered"
+    settled = json.loads(codec.encode(message.to_record())[0])  # still a valid log record
+    assert settled["alerts"][0]["top_articles"] == [] and "kibana_url" not in settled["alerts"][0]
+    assert message.alerts[0]["top_articles"]  # the notification itself is untouched
+    after = Grouper(Policy(group_wait_s=0))
+    after.restore(Notification.from_record(settled))
+    assert after.offer(alert("inc-amunisi-a"), hook, T0 + 10) == "duplicate"
+    assert after.offer(alert("inc-amunisi-a", state="firing"), hook, T0 + 10) == "duplicate"
+
+
 def test_the_hourly_cap_holds_messages_back_and_drops_nothing(hook):
     grouper = Grouper(Policy(group_wait_s=0, group_interval_s=0, hourly_cap=3))
     sent = []
