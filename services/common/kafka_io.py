@@ -217,3 +217,49 @@ def apply_topics(
             raise RuntimeError(f"topics apply: the cluster did not report the changes within {wait_s}s")
         time.sleep(0.2)
     return plan
+
+
+class GroupWatch:
+    """Whether a kafka-python consumer's group is mid-rebalance, and a way around a bug of 3.0.12:
+    when `poll` times out while a join is in flight, the assignment that then arrives is never
+    applied, and the consumer fetches nothing more, for good (seen in the notifier bench). So: polls
+    during a rebalance get `poll_ms` to finish the join in; a rebalance still without an assignment
+    after `rejoin_after_s` is started again (unsubscribe, subscribe); commits wait for the assignment;
+    one longer than `limit_s` is a wedged worker (the caller stops; a restart rejoins)."""
+
+    def __init__(self, poll_ms: int = 1000, rejoin_after_s: float = 2.0, limit_s: float = 120.0):
+        self.poll_ms, self.rejoin_after_s, self.limit_s = poll_ms, rejoin_after_s, limit_s
+        self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
+        self._unassigned_since: float | None = self.rebalancing_since  # not reset by our own rejoins
+        self._rejoined_at: float | None = None
+
+    def revoked(self) -> None:  # from the listener (kafka-python's IO thread): nothing blocking
+        self.rebalancing_since = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = self.rebalancing_since
+
+    def assigned(self) -> None:
+        self.rebalancing_since = self._unassigned_since = self._rejoined_at = None
+
+    @property
+    def stable(self) -> bool:
+        return self.rebalancing_since is None
+
+    def timeout_ms(self, wanted_ms: int) -> int:
+        return wanted_ms if self.stable else max(wanted_ms, self.poll_ms)
+
+    def check(self, consumer, topics: list[str], listener) -> None:
+        """Call before each poll: restarts a join that lost its assignment, raises when wedged."""
+        since = self.rebalancing_since
+        if since is None:
+            return
+        waited = time.monotonic() - (self._unassigned_since or since)
+        if waited > self.limit_s:
+            raise RuntimeError(f"the consumer group has not finished a rebalance in {self.limit_s:.0f} s")
+        last = self._rejoined_at or since
+        if time.monotonic() - last >= self.rejoin_after_s:
+            log.warning("the group rebalance did not finish; leaving and joining again",
+                        extra={"seconds": round(waited, 1), "topics": topics})  # fmt: skip
+            consumer.unsubscribe()
+            consumer.subscribe(topics, listener=listener)
+            self._rejoined_at = time.monotonic()

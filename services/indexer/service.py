@@ -31,7 +31,7 @@ from pantau.common.contracts import Contracts
 from pantau.common.dlq import Provenance
 from pantau.common.es_io import reachable
 from pantau.common.health import Health
-from pantau.common.kafka_io import DeadLetterProducer, record_headers
+from pantau.common.kafka_io import DeadLetterProducer, GroupWatch, record_headers
 from pantau.common.ledger import OffsetLedger
 from pantau.common.metrics import (
     INDEXER_BATCH_DOCUMENTS,
@@ -97,6 +97,7 @@ class Indexer:
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-bulk")
         self.es_ok = True
         self._lag_due = 0.0
+        self.group = GroupWatch()  # kafka-python 3.0.12's lost assignment (see GroupWatch)
         if health is not None:
             health.add_check("elasticsearch", lambda: self.es_ok)
 
@@ -106,11 +107,13 @@ class Indexer:
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> None:
-        self.consumer.subscribe(self.topics, listener=_Listener(self))
+        self.listener = _Listener(self)
+        self.consumer.subscribe(self.topics, listener=self.listener)
         log.info("indexing", extra={"topics": self.topics})
         self._es_state(reachable(self.es))
         while not self.shutdown.requested:
-            self._poll_once(10 if self.inflight else self.settings.poll_timeout_ms)
+            self.group.check(self.consumer, self.topics, self.listener)
+            self._poll_once(self.group.timeout_ms(10 if self.inflight else self.settings.poll_timeout_ms))
             while self.inflight and self.inflight[0].done():
                 self._settle_oldest()
             if self.batch.due(self.clock()):
@@ -411,7 +414,9 @@ class _Listener(ConsumerRebalanceListener):
         self.indexer = indexer
 
     def on_partitions_revoked(self, revoked):
+        self.indexer.group.revoked()
         self.indexer.on_revoked(list(revoked))
 
     def on_partitions_assigned(self, assigned):
+        self.indexer.group.assigned()
         self.indexer.on_assigned(list(assigned))

@@ -39,7 +39,7 @@ from pantau.common.contracts import Contracts
 from pantau.common.dlq import Provenance
 from pantau.common.errors import TransientError
 from pantau.common.health import Health
-from pantau.common.kafka_io import DeadLetterProducer, make_consumer, record_headers
+from pantau.common.kafka_io import DeadLetterProducer, GroupWatch, make_consumer, record_headers
 from pantau.common.ledger import OffsetLedger
 from pantau.common.metrics import (
     MESSAGES_DECODED,
@@ -74,9 +74,6 @@ from pantau.notifier.digests import digest_alert, digest_search, periods_due
 log = logging.getLogger(__name__)
 SERVICE = "notifier"
 TP = tuple[str, int]
-REBALANCE_POLL_MS = 1000  # one poll's time limit while the group rebalances
-REJOIN_AFTER_S = 2.0  # a rebalance without an assignment after this long is started again
-REBALANCE_LIMIT_S = 120.0  # a rebalance longer than this is a wedged consumer: stop, be restarted
 BUSY_POLL_S = 0.05  # with deliveries in flight: how often Kafka is polled for new alerts
 BUSY_WAIT_S = 0.005  # and how long one loop turn waits for delivery outcomes
 
@@ -330,7 +327,8 @@ class Notifier:
         self.unacked: list = []  # outcome records not yet acknowledged (a failure stops the worker)
         self.sender = Sender(settings, self.results)
         self.digests = digests
-        self.listener = _Listener()
+        self.group = GroupWatch()
+        self.listener = _Listener(self.group)
 
     # ---------------------------------------------------------------- start
     def restore(self, records: dict[str, dict[str, Any]]) -> None:
@@ -364,13 +362,9 @@ class Notifier:
                 # every BUSY_POLL_S only: kafka-python's poll(0) costs ~0.5 ms of CPU (GIL) each time,
                 # which a thousand deliveries' loop turns spent instead of sending.
                 busy = bool(self.in_flight or self.logging) or not self.results.empty()
-                if self.listener.rebalancing_since is not None:
-                    # kafka-python 3.0.12: when a poll times out while the join is in flight, the
-                    # assignment that then arrives is never applied and the consumer fetches nothing,
-                    # for good (a bench run). Joins get a poll long enough to finish in, and one that
-                    # still has no assignment after REJOIN_AFTER_S is started again from scratch.
-                    self._unwedge()
-                    timeout_ms = REBALANCE_POLL_MS
+                if not self.group.stable:  # a join must not time out mid-way (see GroupWatch)
+                    self.group.check(self.consumer, [self.topics.alerts], self.listener)
+                    timeout_ms = self.group.timeout_ms(0)
                 elif busy:
                     timeout_ms = 0 if time.monotonic() - last_poll >= BUSY_POLL_S else None
                 else:
@@ -394,16 +388,6 @@ class Notifier:
             self.sender.close()
             if self.digests is not None:
                 self.digests.stop()
-
-    def _unwedge(self) -> None:
-        since = self.listener.rebalancing_since
-        if since is None or time.monotonic() - since < REJOIN_AFTER_S:
-            return
-        log.warning("the group rebalance did not finish; leaving and joining again",
-                    extra={"seconds": round(time.monotonic() - since, 1)})  # fmt: skip
-        self.consumer.unsubscribe()
-        self.consumer.subscribe([self.topics.alerts], listener=self.listener)
-        self.listener.rebalancing_since = time.monotonic()
 
     def _poll_timeout_ms(self) -> int:
         """Idle: until the next group falls due or retry is scheduled (at most 0.5 s)."""
@@ -603,12 +587,7 @@ class Notifier:
 
     # ---------------------------------------------------------------- commits, shutdown
     def commit(self) -> None:
-        # Not while the group rebalances: kafka-python 3.0.12 answered every commit then with
-        # RebalanceInProgress and never finished the rejoin (a bench run lost its consumer so).
-        since = self.listener.rebalancing_since
-        if since is not None:
-            if time.monotonic() - since > REBALANCE_LIMIT_S:  # wedged: a restart rejoins, the log keeps state
-                raise RuntimeError(f"the consumer group has not finished a rebalance in {REBALANCE_LIMIT_S:.0f} s")
+        if not self.group.stable:  # commits wait for the assignment
             return
         points = self.ledger.committable()
         if not points:
@@ -630,8 +609,7 @@ class Notifier:
         self.log.producer.flush(max(1.0, deadline - time.monotonic()))  # what is on its way to the log
         self.logged()
         self.flush_log()
-        if self.listener.rebalancing_since is None:
-            self.commit()
+        self.commit()
 
     def _gauges(self) -> None:
         NOTIFIER_PENDING.labels("notifications").set(len(self.pending))
@@ -652,16 +630,16 @@ def _epoch(value: str) -> float:
 
 
 class _Listener(ConsumerRebalanceListener):
-    """Logs the partitions this worker holds and when a rebalance began (kafka-python's IO thread:
-    nothing blocking here). `rebalancing_since` is None while the group is stable."""
+    """Logs the partitions this worker holds and tells the group watch (kafka-python's IO thread:
+    nothing blocking here)."""
 
-    def __init__(self) -> None:
-        self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
+    def __init__(self, group: GroupWatch) -> None:
+        self.group = group
 
     def on_partitions_revoked(self, revoked):
-        self.rebalancing_since = time.monotonic()
+        self.group.revoked()
         log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
 
     def on_partitions_assigned(self, assigned):
-        self.rebalancing_since = None
+        self.group.assigned()
         log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})
