@@ -220,3 +220,26 @@ def test_fuzzed_requests_from_the_openapi_spec_never_get_a_500(fuzz_target):
     assert statuses.get(("POST /v1/queries/test", 200), 0) > 0, statuses
     assert statuses.get(("PATCH /v1/subscriptions/{sub_id}", 200), 0) > 0, statuses
     assert not [seen for seen in statuses if seen[1] >= 500]
+
+
+def test_loopback_and_metadata_webhooks_are_refused_at_registration_without_the_allowance(
+    fuzz_target, kafka_settings, applied_topics
+):
+    """The same app over the real broker, loopback allowance off (the default): nothing reaches the topic."""
+    from fastapi.testclient import TestClient
+
+    app, token, _ = fuzz_target
+    api = TestClient(app)
+    auth = {"Authorization": f"Bearer {token}"}
+    for url in ("http://127.0.0.1:8809/hooks/x", "http://localhost/x", "http://169.254.169.254/latest/meta-data/"):
+        answer = api.post(
+            "/v1/subscriptions", headers=auth, json={"query": "amunisi", "channels": {"webhooks": [{"url": url}]}}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["problems"][0].startswith("channels.webhooks[0].url: ")
+    public = {"webhooks": [{"url": "https://hooks.example.org/p"}]}  # resolves through the table: no DNS
+    accepted = api.post("/v1/subscriptions", headers=auth, json={"id": "desk-public", "query": "amunisi",
+                                                                 "channels": public})  # fmt: skip
+    assert accepted.status_code == 201, accepted.text
+    records = read_records(kafka_settings, applied_topics.subscriptions, lambda rs: len(rs) >= 1, 30, drain_s=1.0)
+    assert [r.key for r in records] == [b"desk-public"]  # the refused ones never got there
