@@ -87,22 +87,11 @@ def policy_of(settings: NotifierSettings) -> Policy:
 
 
 class DeliveryLog:
-    """The compacted `notifications` topic: read whole at start, written (and acknowledged) before
-    and after every attempt."""
+    """The compacted `notifications` topic: read whole at start; a notification's record is
+    acknowledged before it is sent, its outcome written after each attempt."""
 
-    def __init__(self, producer, topic: str, codec: Codec, timeout_s: float = 60.0):
-        self.producer, self.topic, self.codec, self.timeout_s = producer, topic, codec, timeout_s
-
-    def write(self, key: str, record: dict[str, Any]) -> None:
-        self.write_all([(key, record)])
-
-    def write_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """All sent at once and flushed (no linger per record), then each acknowledgement awaited."""
-        futures = self.send_all(items)
-        if futures:
-            self.producer.flush(self.timeout_s)
-        for future in futures:
-            future.get(self.timeout_s)
+    def __init__(self, producer, topic: str, codec: Codec):
+        self.producer, self.topic, self.codec = producer, topic, codec
 
     def send_all(self, items: list[tuple[str, dict[str, Any]]]) -> list:
         """Hand the records to the producer; the caller watches the futures (acknowledged or failed)."""
