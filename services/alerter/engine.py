@@ -140,7 +140,7 @@ class Subscriptions:
         """Subscriptions of this watch whose own thresholds the firing meets and that are not muted."""
         out = []
         for sub_id, key in self.watch_of.items():
-            if key != watch_key or _muted(self.by_id[sub_id], now):
+            if key != watch_key or muted(self.by_id[sub_id], now):
                 continue
             th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
             if firing.state != "firing" or (firing.stories >= th.min_stories and len(firing.sources) >= th.min_sources
@@ -149,11 +149,12 @@ class Subscriptions:
         return sorted(out)
 
     def realtime(self, view: ArticleView, now: float) -> list[str]:
-        wanted = [s for s, sub in self.by_id.items() if "realtime" in sub["modes"] and not _muted(sub, now)]
+        wanted = [s for s, sub in self.by_id.items() if "realtime" in sub["modes"] and not muted(sub, now)]
         return sorted(s for s in wanted if self.queries[s].matches(view))
 
 
-def _muted(sub: dict[str, Any], now: float) -> bool:
+def muted(sub: dict[str, Any], now: float) -> bool:
+    """The subscription is muted at `now` (the alerter names it in no alert; the notifier makes it no digest)."""
     until = parse_time(sub.get("muted_until"))
     return until is not None and now < until
 

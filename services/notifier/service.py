@@ -33,6 +33,7 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from pantau.alerter.engine import muted
 from pantau.alerter.query import parse_query
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
@@ -253,8 +254,7 @@ class DigestMaker:
         now = datetime.fromtimestamp(self.clock(), UTC)
         made = 0
         for sub in list(self.subscriptions().values()):
-            muted = sub.get("muted_until")
-            if muted and _epoch(muted) > now.timestamp():
+            if muted(sub, now.timestamp()):
                 continue
             created = datetime.fromtimestamp(_epoch(sub["created_at"]), UTC) if sub.get("created_at") else None
             for mode in (m for m in sub["modes"] if m in DIGEST_MODES):
@@ -407,22 +407,10 @@ class Notifier:
             NOTIFIER_OFFERS.labels("stale").inc()
             self.ledger.confirm(record.topic, record.partition, record.offset)
             return
-        waiting = 0
-        current = self.subscriptions()
-        for sub_id in alert.get("subscription_ids") or []:
-            sub = current.get(sub_id)
-            if sub is None:  # deleted since the alerter named it
-                NOTIFIER_OFFERS.labels("unknown").inc()
-                continue
-            for target in targets_of(sub):
-                if target.key in self.disabled:
-                    NOTIFIER_OFFERS.labels("disabled").inc()
-                    continue
-                outcome = self.grouper.offer(alert, target, now)
-                NOTIFIER_OFFERS.labels(outcome).inc()
-                if outcome == "queued":
-                    self.group_offsets.setdefault(target.key, []).append((tp, record.offset))
-                    waiting += 1
+        queued = self.offer(alert, now)
+        for key in queued:
+            self.group_offsets.setdefault(key, []).append((tp, record.offset))
+        waiting = len(queued)
         log.info("alert read", extra={"alert": alert["id"], "offset": record.offset, "queued": waiting,
                                       "subscriptions": len(alert.get("subscription_ids") or [])})  # fmt: skip
         if waiting:
@@ -430,25 +418,35 @@ class Notifier:
         else:
             self.ledger.confirm(record.topic, record.partition, record.offset)
 
+    def offer(self, alert: dict[str, Any], now: float) -> list[str]:
+        """Offer an alert to every target of every subscription it names; the target keys it was
+        queued for."""
+        queued = []
+        current = self.subscriptions()
+        for sub_id in alert.get("subscription_ids") or []:
+            sub = current.get(sub_id)
+            if sub is None:  # deleted since it was named
+                NOTIFIER_OFFERS.labels("unknown").inc()
+                continue
+            for target in targets_of(sub):
+                outcome = "disabled" if target.key in self.disabled else self.grouper.offer(alert, target, now)
+                NOTIFIER_OFFERS.labels(outcome).inc()
+                if outcome == "queued":
+                    queued.append(target.key)
+        return queued
+
     def take_digests(self, now: float) -> None:
         """Digests made since the last loop are offered like alerts (no offsets: a lost one is made
         again from Elasticsearch after a restart)."""
         if self.digests is None:
             return
-        current = self.subscriptions()
         while True:
             try:
                 alert = self.digests.ready.get_nowait()
             except queue.Empty:
                 return
             NOTIFIER_ALERTS.labels(alert["kind"], alert["state"]).inc()
-            sub = current.get(alert["subscription_ids"][0])
-            if sub is None:
-                NOTIFIER_OFFERS.labels("unknown").inc()
-                continue
-            for target in targets_of(sub):
-                outcome = "disabled" if target.key in self.disabled else self.grouper.offer(alert, target, now)
-                NOTIFIER_OFFERS.labels(outcome).inc()
+            self.offer(alert, now)
 
     def compose(self, now: float) -> None:
         """Groups that are due become notifications. Each is written to the log and sent once the
