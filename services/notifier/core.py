@@ -146,6 +146,9 @@ class Grouper:
         self.last_sent: dict[str, float] = {}  # target key -> when its last notification was made
         self.incident_told: dict[tuple[str, str], tuple[float, str]] = {}  # (target, incident) -> (when, state)
         self.sent_by_owner: dict[str, list[float]] = {}  # subscriber (owner) -> notification times, last hour
+        # No group is ready before this: `due`, called at every loop turn, returns at once until then
+        # (a thousand groups waiting out their group wait were a thousand checks a turn).
+        self._none_ready_before = float("inf")
 
     def restore(self, notification: Notification) -> None:
         key = notification.target.key
@@ -173,13 +176,19 @@ class Grouper:
         group.wait_s = min(group.wait_s, wait)
         group.alerts[alert["id"]] = alert
         self.targets[key] = target
+        self._none_ready_before = min(self._none_ready_before, self._ready_at(key, group))
         return "queued"
 
     def due(self, now: float) -> list[Notification]:
+        if now < self._none_ready_before:
+            return []
         out = []
+        earliest = float("inf")
         for key, group in list(self.groups.items()):
             target = self.targets[key]
-            if now < self._ready_at(key, group) or not self._under_cap(target.owner, now):
+            ready_at = self._ready_at(key, group)
+            if now < ready_at or not self._under_cap(target.owner, now):
+                earliest = min(earliest, ready_at)  # over its cap: ready now, looked at again each turn
                 continue
             del self.groups[key]
             latest: dict[str, dict[str, Any]] = {}  # one line per incident: its newest revision
@@ -192,6 +201,7 @@ class Grouper:
             self.restore(notification)
             self.told[key].update(group.alerts)  # the older revisions folded in count as told
             out.append(notification)
+        self._none_ready_before = earliest
         return out
 
     def next_due_at(self) -> float | None:

@@ -1,6 +1,6 @@
 """The notifier's I/O shell: a kafka-python consumer on `alerts`, the delivery log on the compacted
 `notifications` topic, webhooks over aiohttp (the crawler's egress guard on every address, no
-redirects) and email over SMTP, sent from an asyncio loop in a thread of its own.
+redirects) and email over SMTP, sent from a process of its own (sending.py).
 
 Order of events, and why nothing is told twice or lost:
 1. At start the whole delivery log is read: what was told restores the grouper (a re-sent or re-read
@@ -15,20 +15,17 @@ Order of events, and why nothing is told twice or lost:
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import queue
-import smtplib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -50,11 +47,10 @@ from pantau.common.metrics import (
     NOTIFIER_NOTIFICATIONS,
     NOTIFIER_OFFERS,
     NOTIFIER_PENDING,
+    child,
 )
 from pantau.common.settings import KafkaSettings, NotifierSettings, TopicSettings
 from pantau.common.shutdown import ShutdownFlag
-from pantau.crawler.fetch import GuardedResolver
-from pantau.crawler.guard import EgressBlocked, check_url
 from pantau.notifier.core import (
     Grouper,
     Notification,
@@ -62,21 +58,21 @@ from pantau.notifier.core import (
     Policy,
     Target,
     after_failure,
-    classify_http,
-    email_message,
     target_record,
     targets_of,
-    webhook_body,
-    webhook_headers,
 )
 from pantau.notifier.digests import MODES as DIGEST_MODES
 from pantau.notifier.digests import digest_alert, digest_search, periods_due
+from pantau.notifier.sending import Attempt, SenderProcess
 
 log = logging.getLogger(__name__)
 SERVICE = "notifier"
 TP = tuple[str, int]
 BUSY_POLL_S = 0.05  # with deliveries in flight: how often Kafka is polled for new alerts
 BUSY_WAIT_S = 0.005  # and how long one loop turn waits for delivery outcomes
+# Due notifications written to the log per loop turn: the first of a thousand are acknowledged and
+# sent while the rest are still being written.
+COMPOSE_CHUNK = 100
 
 
 def policy_of(settings: NotifierSettings) -> Policy:
@@ -124,99 +120,6 @@ class DeliveryLog:
             return latest
         finally:
             consumer.close()
-
-
-@dataclass
-class Attempt:
-    notification: Notification
-    outcome: Outcome
-    error: str | None
-    seconds: float
-
-
-class Sender:
-    """An asyncio loop in a thread: one attempt per call, its result put on `results`."""
-
-    def __init__(self, settings: NotifierSettings, results: queue.Queue):
-        self.settings, self.results = settings, results
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="notifier-sender", daemon=True)
-        self.session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task] = set()
-
-    def start(self) -> None:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(30)
-
-    async def _open(self) -> None:
-        resolver = GuardedResolver(self.settings.allow_loopback, tuple(self.settings.internal_hosts))
-        connector = aiohttp.TCPConnector(resolver=resolver, limit=self.settings.max_concurrent_sends,
-                                         use_dns_cache=False)  # fmt: skip
-        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-
-    def submit_all(self, notifications: list[Notification]) -> None:
-        """Start attempts with one wake-up of the loop (a thousand run_coroutine_threadsafe calls
-        were a thousand self-pipe writes and futures)."""
-        if notifications:
-            self.loop.call_soon_threadsafe(self._start_all, notifications)
-
-    def _start_all(self, notifications: list[Notification]) -> None:
-        for notification in notifications:
-            task = self.loop.create_task(self._attempt(notification))
-            self._tasks.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._tasks.discard)
-
-    def close(self) -> None:
-        if self.session is not None:
-            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    async def _attempt(self, notification: Notification) -> None:
-        started = time.perf_counter()
-        try:
-            if notification.target.channel == "webhook":
-                outcome, error = await self._webhook(notification)
-            else:
-                outcome, error = await asyncio.get_running_loop().run_in_executor(None, self._email, notification)
-        except Exception as exc:  # a bug must not lose the notification: it is retried and logged
-            log.exception("delivery attempt failed unexpectedly")
-            outcome, error = Outcome.RETRY, f"{type(exc).__name__}: {exc}"
-        self.results.put(Attempt(notification, outcome, error, time.perf_counter() - started))
-
-    async def _webhook(self, notification: Notification) -> tuple[Outcome, str | None]:
-        target = notification.target
-        try:
-            check_url(target.address, self.settings.allow_loopback)
-        except EgressBlocked as exc:
-            return Outcome.REFUSED, str(exc)
-        body = webhook_body(notification)
-        headers = webhook_headers(notification, body, time.time())
-        try:
-            assert self.session is not None
-            async with self.session.post(target.address, data=body, headers=headers, allow_redirects=False) as reply:
-                await reply.content.read(64 * 1024)  # a little of the body, for the connection's sake
-                outcome = classify_http(reply.status)
-                return outcome, None if outcome is Outcome.DELIVERED else f"HTTP {reply.status}"
-        except EgressBlocked as exc:  # raised by the resolver: the name leads somewhere forbidden
-            return Outcome.REFUSED, str(exc)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
-
-    def _email(self, notification: Notification) -> tuple[Outcome, str | None]:
-        s = self.settings
-        message = email_message(notification, s.email_from)
-        try:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
-                if s.smtp_starttls:
-                    smtp.starttls()
-                if s.smtp_username:
-                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value() if s.smtp_password else "")
-                smtp.send_message(message)
-            return Outcome.DELIVERED, None
-        except (smtplib.SMTPException, OSError) as exc:  # the server is down or refused: retried
-            return Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
 
 
 class DigestMaker:
@@ -309,12 +212,13 @@ class Notifier:
         self.pending: dict[str, Notification] = {}  # logged, not yet final
         self.in_flight: set[str] = set()  # target keys with an attempt running
         self.disabled: set[str] = set()  # target keys a 410 disabled
-        self.results: queue.Queue[Attempt] = queue.Queue()
+        self.results: queue.Queue[Attempt | None] = queue.Queue()  # None: the sender process ended
         self.staged: list[tuple[str, dict[str, Any]]] = []  # log records of outcomes, written together
         # Notifications whose record is on its way to the log: sent only once the broker has it.
         self.logging: dict[str, tuple[Notification, Any, list[tuple[TP, int]]]] = {}
+        self.composing: list[Notification] = []  # due, not yet handed to the log (COMPOSE_CHUNK a turn)
         self.unacked: list = []  # outcome records not yet acknowledged (a failure stops the worker)
-        self.sender = Sender(settings, self.results)
+        self.sender = SenderProcess(settings, self.results)
         self.digests = digests
         self.group = GroupWatch()
         self.listener = _Listener(self.group)
@@ -350,7 +254,7 @@ class Notifier:
                 # While deliveries are in flight the loop waits on their outcomes, and polls Kafka
                 # every BUSY_POLL_S only: kafka-python's poll(0) costs ~0.5 ms of CPU (GIL) each time,
                 # which a thousand deliveries' loop turns spent instead of sending.
-                busy = bool(self.in_flight or self.logging) or not self.results.empty()
+                busy = bool(self.in_flight or self.logging or self.composing) or not self.results.empty()
                 if not self.group.stable:  # a join must not time out mid-way (see GroupWatch)
                     self.group.check(self.consumer, [self.topics.alerts], self.listener)
                     timeout_ms = self.group.timeout_ms(0)
@@ -404,7 +308,7 @@ class Notifier:
         MESSAGES_DECODED.labels(SERVICE, "alerts", "ok").inc()
         NOTIFIER_ALERTS.labels(alert["kind"], alert["state"]).inc()
         if now - _epoch(alert["detected_at"]) > self.settings.max_alert_age_s:
-            NOTIFIER_OFFERS.labels("stale").inc()
+            child(NOTIFIER_OFFERS, "stale").inc()
             self.ledger.confirm(record.topic, record.partition, record.offset)
             return
         queued = self.offer(alert, now)
@@ -426,11 +330,11 @@ class Notifier:
         for sub_id in alert.get("subscription_ids") or []:
             sub = current.get(sub_id)
             if sub is None:  # deleted since it was named
-                NOTIFIER_OFFERS.labels("unknown").inc()
+                child(NOTIFIER_OFFERS, "unknown").inc()
                 continue
             for target in targets_of(sub):
                 outcome = "disabled" if target.key in self.disabled else self.grouper.offer(alert, target, now)
-                NOTIFIER_OFFERS.labels(outcome).inc()
+                child(NOTIFIER_OFFERS, outcome).inc()
                 if outcome == "queued":
                     queued.append(target.key)
         return queued
@@ -453,11 +357,15 @@ class Notifier:
         broker has acknowledged it (`logged`): the loop goes on meanwhile, so the first of a thousand
         go out while the rest are on their way to the log."""
         due = self.grouper.due(now)
-        if not due:
+        if due:
+            log.info("notifications composed", extra={"notifications": len(due)})
+            self.composing += due
+        if not self.composing:
             return
-        log.info("notifications composed", extra={"notifications": len(due)})
-        futures = self.log.send_all([(n.id, n.to_record()) for n in due])
-        for notification, future in zip(due, futures, strict=True):
+        chunk = self.composing[:COMPOSE_CHUNK]
+        del self.composing[:COMPOSE_CHUNK]
+        futures = self.log.send_all([(n.id, n.to_record()) for n in chunk])
+        for notification, future in zip(chunk, futures, strict=True):
             offsets = self.group_offsets.pop(notification.target.key, [])
             self.logging[notification.id] = (notification, future, offsets)
 
@@ -520,6 +428,8 @@ class Notifier:
                     self.results.get_nowait()  # fmt: skip
             except queue.Empty:
                 break
+            if attempt is None:  # pending notifications are in the log: a restart sends them
+                raise RuntimeError(f"the sender process ended (exit code {self.sender.exit_code})")
             self._settle(attempt)
         self.flush_log()
 
@@ -537,8 +447,8 @@ class Notifier:
         n, now = attempt.notification, self.clock()
         self.in_flight.discard(n.target.key)
         channel = n.target.channel
-        NOTIFIER_ATTEMPT_SECONDS.labels(channel).observe(attempt.seconds)
-        NOTIFIER_NOTIFICATIONS.labels(channel, attempt.outcome.value).inc()
+        child(NOTIFIER_ATTEMPT_SECONDS, channel).observe(attempt.seconds)
+        child(NOTIFIER_NOTIFICATIONS, channel, attempt.outcome.value).inc()
         if attempt.outcome is Outcome.DELIVERED:
             n.delivered_at = now
             self._finish(n, "delivered", None)
@@ -559,7 +469,7 @@ class Notifier:
         else:
             n.last_error = attempt.error
             if after_failure(n, self.policy, now) == "failed":
-                NOTIFIER_NOTIFICATIONS.labels(channel, "failed").inc()
+                child(NOTIFIER_NOTIFICATIONS, channel, "failed").inc()
                 log.error("notification given up after retries", extra={"id": n.id, "attempts": n.attempts})
                 self._finish(n, "failed", attempt.error)
             else:
@@ -570,7 +480,7 @@ class Notifier:
         self.staged.append((notification.id, notification.to_record()))
         self.pending.pop(notification.id, None)
         if state == "cancelled":
-            NOTIFIER_NOTIFICATIONS.labels(notification.target.channel, "cancelled").inc()
+            child(NOTIFIER_NOTIFICATIONS, notification.target.channel, "cancelled").inc()
 
     # ---------------------------------------------------------------- commits, shutdown
     def commit(self) -> None:
@@ -606,12 +516,13 @@ class Notifier:
 def _observe_latency(notification: Notification, now: float) -> None:
     channel = notification.target.channel
     for alert in notification.alerts:
-        NOTIFIER_DELIVERY_SECONDS.labels(channel, "alert").observe(max(0.0, now - _epoch(alert["detected_at"])))
+        child(NOTIFIER_DELIVERY_SECONDS, channel, "alert").observe(max(0.0, now - _epoch(alert["detected_at"])))
         published = [_epoch(a["published_at"]) for a in alert.get("top_articles") or [] if a.get("published_at")]
         if published and alert["kind"] != "digest":  # a digest waits for its period to end on purpose
-            NOTIFIER_DELIVERY_SECONDS.labels(channel, "published").observe(max(0.0, now - min(published)))
+            child(NOTIFIER_DELIVERY_SECONDS, channel, "published").observe(max(0.0, now - min(published)))
 
 
+@lru_cache(maxsize=4096)  # the same alert's times, once per subscriber told
 def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 

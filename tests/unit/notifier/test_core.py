@@ -89,6 +89,25 @@ def test_real_time_matches_wait_less_than_spikes(hook):
     assert [m.alert_ids for m in grouper.due(T0 + 5)] == [["match-1:1"]]
 
 
+def test_a_spike_joining_a_waiting_match_group_makes_it_due_at_the_spike_wait(hook):
+    # `due` skips its scan until the earliest group can be ready: a shorter wait must move that moment.
+    grouper = Grouper(Policy(group_wait_s=5, match_group_wait_s=30))
+    grouper.offer(alert("match-1", kind="match"), hook, T0)
+    assert grouper.due(T0 + 4) == []
+    grouper.offer(alert("inc-a"), hook, T0 + 1)
+    assert [m.alert_ids for m in grouper.due(T0 + 5)] == [["match-1:1", "inc-a:1"]]
+
+
+def test_groups_become_due_each_at_its_own_time(hook):
+    other = targets_of(SUB)[1]
+    grouper = Grouper(Policy(group_wait_s=30))
+    grouper.offer(alert("inc-a"), hook, T0)
+    grouper.offer(alert("inc-b"), other, T0 + 20)
+    assert [m.target for m in grouper.due(T0 + 30)] == [hook]
+    assert grouper.due(T0 + 49) == []
+    assert [m.target for m in grouper.due(T0 + 50)] == [other]
+
+
 def test_the_next_message_waits_the_group_interval(hook):
     grouper = Grouper(Policy(group_wait_s=30, group_interval_s=300))
     grouper.offer(alert("inc-a"), hook, T0)
