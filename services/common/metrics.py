@@ -18,6 +18,10 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
+# The notifier sends from a child process (notifier/sending.py sets its pid here): its CPU and memory
+# as pantau_notifier_sender_process_*; nothing while there is no child.
+SENDER_PROCESS: dict[str, int | None] = {"pid": None}
+ProcessCollector(namespace="pantau_notifier_sender", pid=lambda: SENDER_PROCESS["pid"] or "none", registry=REGISTRY)
 
 
 @cache

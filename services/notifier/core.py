@@ -188,7 +188,7 @@ class Grouper:
             target = self.targets[key]
             ready_at = self._ready_at(key, group)
             if now < ready_at or not self._under_cap(target.owner, now):
-                earliest = min(earliest, ready_at)  # over its cap: ready now, looked at again each turn
+                earliest = min(earliest, max(ready_at, self._cap_frees_at(target.owner)))
                 continue
             del self.groups[key]
             latest: dict[str, dict[str, Any]] = {}  # one line per incident: its newest revision
@@ -205,14 +205,24 @@ class Grouper:
         return out
 
     def next_due_at(self) -> float | None:
-        """Earliest moment a group may become due (for the shell's sleep)."""
-        return min((self._ready_at(k, g) for k, g in self.groups.items()), default=None)
+        """Earliest moment a group may become due (for the shell's sleep), an owner's cap included:
+        a group held back by it is not due before the cap frees a slot."""
+        return min((max(self._ready_at(k, g), self._cap_frees_at(self.targets[k].owner))
+                    for k, g in self.groups.items()), default=None)  # fmt: skip
 
     def _ready_at(self, key: str, group: _Group) -> float:
         return max(group.opened_at + group.wait_s, self.last_sent.get(key, -1e18) + self.policy.group_interval_s)
 
     def pending_alerts(self) -> int:
         return sum(len(g.alerts) for g in self.groups.values())
+
+    def _cap_frees_at(self, owner: str) -> float:
+        """When the owner is under the hourly cap again: an hour after the cap-th latest notification
+        (in the past when under it now)."""
+        times = self.sent_by_owner.get(owner, [])
+        if len(times) < self.policy.hourly_cap:
+            return float("-inf")
+        return sorted(times)[-self.policy.hourly_cap] + 3600.0
 
     def _under_cap(self, owner: str, now: float) -> bool:
         recent = [t for t in self.sent_by_owner.get(owner, []) if now - t < 3600.0]

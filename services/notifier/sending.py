@@ -12,6 +12,7 @@ parent killed with SIGKILL does not leave it behind; the parent treats the child
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -28,6 +29,7 @@ from multiprocessing.connection import Connection
 import aiohttp
 import uvloop
 
+from pantau.common.metrics import SENDER_PROCESS
 from pantau.common.settings import NotifierSettings, ObservabilitySettings
 from pantau.crawler.fetch import GuardedResolver
 from pantau.crawler.guard import EgressBlocked, check_url
@@ -132,9 +134,11 @@ class SenderProcess:
         jobs_read, jobs_write = os.pipe()
         results_read, results_write = os.pipe()
         self.process = subprocess.Popen([sys.executable, "-m", "pantau.notifier.sending", str(jobs_read),
-                                         str(results_write)], pass_fds=(jobs_read, results_write))  # fmt: skip
+                                         str(results_write)], pass_fds=(jobs_read, results_write),
+                                        start_new_session=True)  # fmt: skip
         os.close(jobs_read)
         os.close(results_write)
+        SENDER_PROCESS["pid"] = self.process.pid
         self._jobs = Connection(jobs_write, readable=False)
         self._jobs.send(self.settings)  # the child's settings are the parent's, not a second reading of the env
         threading.Thread(target=self._read, args=(Connection(results_read, writable=False),),
@@ -150,17 +154,25 @@ class SenderProcess:
         self._jobs.send(notifications)  # one pickle: the alerts they share are written once
 
     def _read(self, outcomes: Connection) -> None:
-        while True:
-            try:
+        """Until the child's end: then (or on anything unexpected here) `None` tells the loop, which
+        stops the worker rather than wait forever for outcomes that cannot come."""
+        try:
+            while True:
                 batch = outcomes.recv()
-            except (EOFError, OSError):
-                outcomes.close()
-                self.results.put(None)
-                return
-            for nid, outcome, error, seconds in batch:
-                with self._lock:
-                    notification = self.sent.pop(nid)
-                self.results.put(Attempt(notification, Outcome(outcome), error, seconds))
+                for nid, outcome, error, seconds in batch:
+                    with self._lock:
+                        notification = self.sent.pop(nid)
+                    self.results.put(Attempt(notification, Outcome(outcome), error, seconds))
+        except (EOFError, OSError):
+            pass
+        except Exception:
+            log.exception("reading the sender's outcomes failed")
+        finally:
+            outcomes.close()
+            if self.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)  # so the loop can say how it ended
+            self.results.put(None)
 
     @property
     def exit_code(self) -> int | None:
@@ -170,12 +182,13 @@ class SenderProcess:
         """Attempts still running are abandoned (the caller drained them first)."""
         if self.process is None:
             return
+        assert self._jobs is not None
         try:
-            assert self._jobs is not None
             self._jobs.send(None)
-            self._jobs.close()
         except OSError:  # the child is gone already
             pass
+        finally:
+            self._jobs.close()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -184,8 +197,9 @@ class SenderProcess:
 
 
 def child_main(jobs: Connection, outcomes: Connection) -> None:
-    # The parent owns the lifecycle: a Ctrl-C to the terminal's process group or a SIGTERM must let
-    # it drain the attempts in flight here. The child ends when its jobs pipe says so or closes.
+    # The parent owns the lifecycle: a SIGTERM or SIGINT must let it drain the attempts in flight
+    # here (the child has a session of its own, so a terminal's Ctrl-C or hangup never reaches it;
+    # these are for a stray kill). The child ends when its jobs pipe says so or closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings: NotifierSettings = jobs.recv()

@@ -216,7 +216,8 @@ class Notifier:
         self.staged: list[tuple[str, dict[str, Any]]] = []  # log records of outcomes, written together
         # Notifications whose record is on its way to the log: sent only once the broker has it.
         self.logging: dict[str, tuple[Notification, Any, list[tuple[TP, int]]]] = {}
-        self.composing: list[Notification] = []  # due, not yet handed to the log (COMPOSE_CHUNK a turn)
+        # Due, with their alerts' offsets, not yet handed to the log (COMPOSE_CHUNK a turn).
+        self.composing: list[tuple[Notification, list[tuple[TP, int]]]] = []
         self.unacked: list = []  # outcome records not yet acknowledged (a failure stops the worker)
         self.sender = SenderProcess(settings, self.results)
         self.digests = digests
@@ -359,14 +360,15 @@ class Notifier:
         due = self.grouper.due(now)
         if due:
             log.info("notifications composed", extra={"notifications": len(due)})
-            self.composing += due
+            # The offsets of a group go with the notification it became, now: an alert for the same
+            # target read while this one waits in `composing` opens a new group with its own offsets.
+            self.composing += [(n, self.group_offsets.pop(n.target.key, [])) for n in due]
         if not self.composing:
             return
         chunk = self.composing[:COMPOSE_CHUNK]
         del self.composing[:COMPOSE_CHUNK]
-        futures = self.log.send_all([(n.id, n.to_record()) for n in chunk])
-        for notification, future in zip(chunk, futures, strict=True):
-            offsets = self.group_offsets.pop(notification.target.key, [])
+        futures = self.log.send_all([(n.id, n.to_record()) for n, _ in chunk])
+        for (notification, offsets), future in zip(chunk, futures, strict=True):
             self.logging[notification.id] = (notification, future, offsets)
 
     def logged(self) -> None:
@@ -401,6 +403,9 @@ class Notifier:
             key = notification.target.key
             if key in self.in_flight:  # two notifications of one target: one at a time
                 continue
+            if key in self.disabled:  # a 410 came while this one was on its way to the log
+                self._finish(notification, "disabled", "the endpoint answered 410 Gone")
+                continue
             target = self._current_target(notification.target, current)
             if target is None:  # the subscription or this channel of it is gone: nobody to tell
                 self._finish(notification, "cancelled", "the subscription no longer has this target")
@@ -429,6 +434,7 @@ class Notifier:
             except queue.Empty:
                 break
             if attempt is None:  # pending notifications are in the log: a restart sends them
+                self.flush_log()  # the outcomes settled before it ended
                 raise RuntimeError(f"the sender process ended (exit code {self.sender.exit_code})")
             self._settle(attempt)
         self.flush_log()

@@ -175,6 +175,7 @@ def test_the_hourly_cap_holds_messages_back_and_drops_nothing(hook):
         grouper.offer(alert(f"inc-{n}"), hook, T0 + n)
         sent += grouper.due(T0 + n)
     assert len(sent) == 3 and grouper.pending_alerts() == 2
+    assert grouper.next_due_at() == T0 + 3600  # the loop sleeps until then, it does not spin
     assert grouper.due(T0 + 3599) == []
     [late] = grouper.due(T0 + 3600.5)  # the first slot frees: both held alerts in one message
     assert late.alert_ids == ["inc-3:1", "inc-4:1"]

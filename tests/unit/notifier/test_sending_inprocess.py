@@ -14,9 +14,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client import generate_latest
 from standardwebhooks.webhooks import Webhook
 
 from pantau.alerter.subscriptions import fresh_secret
+from pantau.common.metrics import REGISTRY
 from pantau.common.settings import NotifierSettings
 from pantau.notifier.core import Notification, Outcome, Target
 from pantau.notifier.sending import SenderProcess
@@ -74,6 +76,8 @@ def test_notifications_are_signed_sent_and_their_outcomes_come_back(receiver):
         _, headers, body = next(s for s in seen if s[0] == "/a")
         Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})  # raises when the signature is wrong
         assert headers["webhook-id"] == batch[0].id
+        exposed = generate_latest(REGISTRY).decode()
+        assert "pantau_notifier_sender_process_resident_memory_bytes" in exposed  # the child's, by its pid
     finally:
         sender.close()
     assert sender.exit_code == 0
@@ -93,6 +97,7 @@ def test_the_parent_hears_when_the_child_dies(receiver):
 
 PARENT = """
 import queue, sys, time
+from pantau.common.metrics import REGISTRY
 from pantau.common.settings import NotifierSettings
 from pantau.notifier.sending import SenderProcess
 sender = SenderProcess(NotifierSettings(), queue.Queue())
