@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INFRA := PANTAU_PYTHON=$(CURDIR)/$(PY) bash deploy/local/infra.sh
 
-.PHONY: help setup infra-up infra-down infra-status test test-unit lint run bench compose-env compose-up kibana-import clean
+.PHONY: help setup infra-up infra-down infra-wipe infra-status test test-unit lint run bench compose-env compose-up kibana-import clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -29,6 +29,10 @@ infra-up: setup ## Fetch (once), start and wait for Kafka and Elasticsearch on l
 
 infra-down: ## Stop Kafka and Elasticsearch
 	$(INFRA) down
+
+infra-wipe: setup ## Stop Kafka and Elasticsearch, delete their data and the services' local state (downloads stay)
+	$(INFRA) wipe
+	rm -rf out/state out/inbox
 
 infra-status: setup ## Show whether Kafka and Elasticsearch are up and healthy
 	$(INFRA) status

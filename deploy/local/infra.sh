@@ -367,9 +367,15 @@ case "${1:-}" in
     stop_pid Kafka "$kafka_run/kafka.pid" 60
     stop_pid Elasticsearch "$es_dir/es.pid" 60
     ;;
+  wipe)  # stop both and delete their data: the next `up` starts with no topics, groups or indices
+    stop_pid Kafka "$kafka_run/kafka.pid" 60
+    stop_pid Elasticsearch "$es_dir/es.pid" 60
+    rm -rf "$kafka_run/data" "$es_dir/data"
+    log "deleted the data of Kafka ($kafka_run/data) and Elasticsearch ($es_dir/data)"
+    ;;
   stop-kafka) stop_pid Kafka "$kafka_run/kafka.pid" 60 ;;
   stop-elasticsearch) stop_pid Elasticsearch "$es_dir/es.pid" 60 ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|status|env|stop-kafka|stop-elasticsearch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|wipe|status|env|stop-kafka|stop-elasticsearch" >&2; exit 2 ;;
 esac
