@@ -29,8 +29,9 @@ class KafkaSettings(BaseSettings):
         4 * 1024 * 1024,
         description="Largest message a producer sends; must not exceed the topics' max.message.bytes.",
     )
-    # gzip by default; the notifier writes its delivery log with lz4 (gzip was its largest cost). With
-    # lz4 everywhere, the enricher's two-worker kill test lost articles in 2 of 3 runs (not understood).
+    # gzip by default; the notifier writes its delivery log with lz4 (gzip was its largest cost). lz4
+    # was once blamed for the enricher's two-worker kill test losing articles; it fails with gzip too
+    # (its survivor waits on story-table changelog writes faust never delivers after the rebalance).
     compression_type: Literal["lz4", "gzip", "zstd", "none"] = Field(
         "gzip", description="Compression of the batches Pantau's kafka-python producers write."
     )

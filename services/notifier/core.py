@@ -145,7 +145,8 @@ class Grouper:
         self.told: dict[str, set[str]] = {}  # target key -> alert ids ever put in a notification
         self.last_sent: dict[str, float] = {}  # target key -> when its last notification was made
         self.incident_told: dict[tuple[str, str], tuple[float, str]] = {}  # (target, incident) -> (when, state)
-        self.sent_by_owner: dict[str, list[float]] = {}  # subscriber (owner) -> notification times, last hour
+        # subscriber (owner) -> times of their latest notifications, at most hourly_cap of them
+        self.sent_by_owner: dict[str, list[float]] = {}
         # No group is ready before this: `due`, called at every loop turn, returns at once until then
         # (a thousand groups waiting out their group wait were a thousand checks a turn).
         self._none_ready_before = float("inf")
@@ -156,7 +157,11 @@ class Grouper:
         self.last_sent[key] = max(self.last_sent.get(key, 0.0), notification.created_at)
         for alert in notification.alerts:
             self._remember_incident(key, alert, notification.created_at)
-        self.sent_by_owner.setdefault(notification.target.owner, []).append(notification.created_at)
+        owner = notification.target.owner
+        # Only the cap-th latest decides when the owner may be told again (see _ready_at).
+        self.sent_by_owner[owner] = sorted([*self.sent_by_owner.get(owner, []), notification.created_at])[
+            -self.policy.hourly_cap :
+        ]
 
     def offer(self, alert: dict[str, Any], target: Target, now: float) -> str:
         """Queue `alert` for `target`; returns why it was not queued, or "queued"."""
@@ -187,8 +192,8 @@ class Grouper:
         for key, group in list(self.groups.items()):
             target = self.targets[key]
             ready_at = self._ready_at(key, group)
-            if now < ready_at or not self._under_cap(target.owner, now):
-                earliest = min(earliest, max(ready_at, self._cap_frees_at(target.owner)))
+            if now < ready_at:
+                earliest = min(earliest, ready_at)
                 continue
             del self.groups[key]
             latest: dict[str, dict[str, Any]] = {}  # one line per incident: its newest revision
@@ -205,29 +210,19 @@ class Grouper:
         return out
 
     def next_due_at(self) -> float | None:
-        """Earliest moment a group may become due (for the shell's sleep), an owner's cap included:
-        a group held back by it is not due before the cap frees a slot."""
-        return min((max(self._ready_at(k, g), self._cap_frees_at(self.targets[k].owner))
-                    for k, g in self.groups.items()), default=None)  # fmt: skip
+        """Earliest moment a group may become due (for the shell's sleep)."""
+        return min((self._ready_at(k, g) for k, g in self.groups.items()), default=None)
 
     def _ready_at(self, key: str, group: _Group) -> float:
-        return max(group.opened_at + group.wait_s, self.last_sent.get(key, -1e18) + self.policy.group_interval_s)
+        """The group wait is over, the group interval since the target's last message too, and the
+        owner is under the hourly cap: an hour after the cap-th latest of their notifications."""
+        told = self.sent_by_owner.get(self.targets[key].owner, [])
+        cap_frees_at = told[-self.policy.hourly_cap] + 3600.0 if len(told) >= self.policy.hourly_cap else -1e18
+        return max(group.opened_at + group.wait_s, self.last_sent.get(key, -1e18) + self.policy.group_interval_s,
+                   cap_frees_at)  # fmt: skip
 
     def pending_alerts(self) -> int:
         return sum(len(g.alerts) for g in self.groups.values())
-
-    def _cap_frees_at(self, owner: str) -> float:
-        """When the owner is under the hourly cap again: an hour after the cap-th latest notification
-        (in the past when under it now)."""
-        times = self.sent_by_owner.get(owner, [])
-        if len(times) < self.policy.hourly_cap:
-            return float("-inf")
-        return sorted(times)[-self.policy.hourly_cap] + 3600.0
-
-    def _under_cap(self, owner: str, now: float) -> bool:
-        recent = [t for t in self.sent_by_owner.get(owner, []) if now - t < 3600.0]
-        self.sent_by_owner[owner] = recent
-        return len(recent) < self.policy.hourly_cap
 
     def _remember_incident(self, key: str, alert: dict[str, Any], when: float) -> None:
         self.incident_told[(key, alert["incident_id"])] = (when, alert["state"])

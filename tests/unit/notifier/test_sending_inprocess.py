@@ -83,7 +83,7 @@ def test_notifications_are_signed_sent_and_their_outcomes_come_back(receiver):
     assert sender.exit_code == 0
 
 
-def test_the_parent_hears_when_the_child_dies(receiver):
+def test_the_parent_hears_when_the_child_dies():
     results: queue.Queue = queue.Queue()
     sender = SenderProcess(NotifierSettings(allow_loopback=True), results)
     sender.start()
@@ -130,7 +130,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_os_fds_of_the_pipes_are_not_left_open_in_the_parent():
+def test_the_pipes_are_closed_in_the_parent_after_close():
     before = set(os.listdir("/proc/self/fd"))
     results: queue.Queue = queue.Queue()
     sender = SenderProcess(NotifierSettings(), results)
