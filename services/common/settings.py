@@ -30,8 +30,8 @@ class KafkaSettings(BaseSettings):
         description="Largest message a producer sends; must not exceed the topics' max.message.bytes.",
     )
     # gzip by default; the notifier writes its delivery log with lz4 (gzip was its largest cost). lz4
-    # was once blamed for the enricher's two-worker kill test losing articles; it fails with gzip too
-    # (its survivor waits on story-table changelog writes faust never delivers after the rebalance).
+    # was once blamed for the enricher's two-worker kill test losing articles; the cause was faust's
+    # rebalance, which dropped fetched records (see pantau.common.faust_io._RewindingConsumer).
     compression_type: Literal["lz4", "gzip", "zstd", "none"] = Field(
         "gzip", description="Compression of the batches Pantau's kafka-python producers write."
     )
@@ -170,6 +170,10 @@ class EnricherSettings(BaseSettings):
     )
     table_partitions: int = Field(6, description="Partitions of faust's internal topics (the story table).")
     table_replication_factor: int = Field(1, description="Replication factor of faust's internal topics.")
+    batch_max: int = Field(
+        64, ge=1, le=1000, description="Events enriched before their outputs are sent and awaited together ..."
+    )
+    batch_wait_s: float = Field(0.05, gt=0, le=5, description="... or fewer, once the first has waited this long.")
 
 
 class IndexerSettings(BaseSettings):

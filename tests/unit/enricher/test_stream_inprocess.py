@@ -12,13 +12,13 @@ from faust.types import TP
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.errors import DeadLetterLimitExceeded
-from pantau.common.settings import DeadLetterSettings
+from pantau.common.settings import DeadLetterSettings, KafkaSettings
 from pantau.enricher.stream import build_app
 from pantau.enricher.terms import TermMatcher, WatchedTerm
 
 
-def run_agent(contracts, messages, dlq_settings=None):
-    app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), dlq_settings=dlq_settings)
+def run_agent(contracts, messages, dlq_settings=None, kafka=None):
+    app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), kafka=kafka, dlq_settings=dlq_settings)
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()
@@ -65,8 +65,12 @@ def raw_messages(contracts):
 def test_valid_articles_are_enriched_and_validated(contracts):
     sent = run_agent(contracts, raw_messages(contracts))
     names = [name for name, _ in sent]
-    # Each article's story decision (its four bands) is delivered before the article is sent.
-    assert names == (["stories"] * 4 + ["enriched"]) * len(contracts.examples("article-raw", 1))
+    # Each article's story decision (its four bands) is delivered before the article is sent (a
+    # batch's decisions all come before the batch's articles).
+    count = len(contracts.examples("article-raw", 1))
+    assert names.count("stories") == 4 * count and names.count("enriched") == count
+    for k, position in enumerate((i for i, name in enumerate(names) if name == "enriched"), start=1):
+        assert names[:position].count("stories") >= 4 * k
     codec = Codec.for_topic(contracts, "articles_enriched")
     enriched = [codec.decode(kw["value"], kw["headers"]) for name, kw in sent if name == "enriched"]
     assert len(enriched) == len(contracts.examples("article-raw", 1))
@@ -85,6 +89,14 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(cont
     assert [kw["value"] for kw in letters] == [p[1] for p in poison]  # the original bytes
     reasons = [read_provenance(kw["headers"])["reason"] for kw in letters]
     assert "not UTF-8" in reasons[0] and "not JSON" in reasons[1] and "is a required property" in reasons[2]
+
+
+def test_an_enriched_article_too_large_for_the_broker_is_dead_lettered(contracts):
+    # 2,000 bytes left for the value: every enriched example is larger, the broker would refuse it.
+    sent = run_agent(contracts, raw_messages(contracts), kafka=KafkaSettings(max_message_bytes=64 * 1024 + 2000))
+    letters = [kw for name, kw in sent if name == "dlq"]
+    assert len(letters) == len(contracts.examples("article-raw", 1)) and "enriched" not in [n for n, _ in sent]
+    assert all("over the limit" in read_provenance(kw["headers"])["reason"] for kw in letters)
 
 
 def test_a_stage_whose_messages_all_fail_stops(contracts):
