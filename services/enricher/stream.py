@@ -37,6 +37,7 @@ from pantau.common.health import Health
 from pantau.common.metrics import (
     DEAD_LETTERS,
     ENRICHER_ARTICLES,
+    ENRICHER_ENRICH_CPU_SECONDS,
     ENRICHER_ENTITIES,
     ENRICHER_LANGUAGES,
     ENRICHER_SECONDS,
@@ -146,7 +147,9 @@ def build_app(
                     raw = raw_codec.decode(event.value, headers)
                     MESSAGES_DECODED.labels(SERVICE, "articles_raw", "ok").inc()
                     event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
+                    cpu_started = time.thread_time()
                     enriched = enricher.enrich(raw, event_time)
+                    ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
                     value, out_headers = enriched_codec.encode(enriched)
                     if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
                         raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
