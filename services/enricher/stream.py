@@ -1,16 +1,19 @@
 """The enricher as a faust-streaming app: `articles.raw` → `enrich` → `articles.enriched`.
 
 Scaling: one consumer group (PANTAU_ENRICHER_GROUP); two or three workers share the partitions,
-and a worker that dies has its partitions reassigned. Processing is at-least-once: faust flushes
-the producer before it commits, and the agent runs with concurrency 1 so no offset is committed
-past an unfinished event.
+and a worker that dies has its partitions reassigned. Processing is at-least-once: the agent runs
+with concurrency 1 and takes events in small batches; faust acknowledges a batch only after its
+story decisions and its outputs are acknowledged by the broker, so no offset is committed past an
+article that did not come out.
 
 Per event, in order: decode and validate (raw bytes: a message faust's serializer cannot decode
 would crash the agent in a loop, so decoding happens here, inside the per-event error handling);
-enrich; encode and validate; send. Anything that fails for this one event — invalid bytes, a
-schema violation, an enrichment bug on a strange article — sends the original bytes to
-`dlq.enricher` with provenance headers, is counted, and the stream goes on; a stage whose recent
-events mostly fail stops (DeadLetterLimit) instead of draining the topic into the dead-letter queue.
+enrich; encode and validate. Anything that fails for this one event — invalid bytes, a schema
+violation, an enrichment bug on a strange article, an output too large for the broker — sends the
+original bytes to `dlq.enricher` with provenance headers, is counted, and the stream goes on; a
+stage whose recent events mostly fail stops (DeadLetterLimit) instead of draining the topic into
+the dead-letter queue. Then, per batch: await the story decisions, send the outputs and letters
+(retried while the broker is away), await their acknowledgements.
 
 Story ids live in a faust GlobalTable (every worker holds all of it), keyed by SimHash band, so
 near-duplicates get one story id whichever worker sees them.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -162,7 +166,13 @@ def build_app(
                     results.append((event, headers, exc))
                 finally:
                     ENRICHER_SECONDS.observe(time.perf_counter() - started)
-            await story_index.stored()  # the decisions first: never an output a replay could contradict
+            try:
+                await story_index.stored()  # the decisions first: never an output a replay could contradict
+            except Exception:
+                # A story decision the broker never took. faust acknowledges the batch on the way out
+                # of this loop, whatever ends it: leave the way a kill -9 does, so the batch is read again.
+                log.critical("the story table's changelog refused a write; stopping", exc_info=True)
+                os._exit(70)
             # faust's send returns before the broker has it, and faust may commit the source offsets
             # meanwhile: a kill -9 then lost articles (seen in CI). Every ack is awaited before the
             # batch is acknowledged.

@@ -17,12 +17,12 @@ from pantau.enricher.stream import build_app
 from pantau.enricher.terms import TermMatcher, WatchedTerm
 
 
-def run_agent(contracts, messages, dlq_settings=None, kafka=None):
+def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_error=None, sent=None):
     app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), kafka=kafka, dlq_settings=dlq_settings)
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()
-    sent: list[tuple[str, dict]] = []
+    sent: list[tuple[str, dict]] = [] if sent is None else sent
 
     async def go():
         for name, topic in app.pantau_topics.items():
@@ -37,6 +37,9 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None):
 
         def changelog(fut):  # the story table's writes: recorded when delivered, a moment later
             def deliver():
+                if changelog_error is not None:
+                    fut.set_exception(changelog_error)
+                    return
                 sent.append(("stories", {"key": fut.message.key, "value": fut.message.value}))
                 fut.set_result(None)
 
@@ -97,6 +100,25 @@ def test_an_enriched_article_too_large_for_the_broker_is_dead_lettered(contracts
     letters = [kw for name, kw in sent if name == "dlq"]
     assert len(letters) == len(contracts.examples("article-raw", 1)) and "enriched" not in [n for n, _ in sent]
     assert all("over the limit" in read_provenance(kw["headers"])["reason"] for kw in letters)
+
+
+def test_a_story_decision_the_broker_refuses_stops_the_worker_before_any_output(contracts, monkeypatch):
+    exits: list[int] = []
+
+    class Exited(BaseException):  # nothing after os._exit runs in the agent
+        pass
+
+    def exit_(code):  # what os._exit does to the process, done to the test's event loop
+        exits.append(code)
+        asyncio.get_running_loop().stop()
+        raise Exited(code)
+
+    monkeypatch.setattr("pantau.enricher.stream.os._exit", exit_)
+    sent: list = []
+    with pytest.raises(RuntimeError, match="Event loop stopped"):
+        run_agent(contracts, raw_messages(contracts), changelog_error=RuntimeError("broker gone"), sent=sent)
+    assert exits == [70]
+    assert [name for name, _ in sent] == []  # no article and no dead letter went out
 
 
 def test_a_stage_whose_messages_all_fail_stops(contracts):
