@@ -26,6 +26,7 @@ LEXICON_PATH = Path(__file__).resolve().parent / "models" / "stems-id.tsv.gz"
 MAX_LEARNED_FORMS = 200_000
 
 _sastrawi = StemmerFactory().create_stemmer(isDev=False)
+_sastrawi_word_stemmer = _sastrawi.delegatedStemmer  # Sastrawi's Stemmer under its text cache
 _snowball = Stemmer.Stemmer("english")
 _cache: dict[str, str] = {}
 _lexicon_size = 0
@@ -38,7 +39,10 @@ def sastrawi_stem(word: str) -> str:
         return _sastrawi.stem(word) or word
     if len(word) > MAX_WORD_CHARS or not word.isalpha():
         return word
-    return _sastrawi.stem(word) or word
+    # The word itself, not Sastrawi's text entry point: that one re-normalises the text a word at a
+    # time (a third of the time on a word it cannot stem) and turns letters outside a-z into spaces
+    # ("londoño" came out as "londo o", two stems for one word).
+    return _sastrawi_word_stemmer.stem_word(word) or word
 
 
 def load_lexicon(path: Path = LEXICON_PATH) -> int:

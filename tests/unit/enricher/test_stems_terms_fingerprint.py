@@ -145,3 +145,10 @@ def test_the_stem_lexicon_is_sastrawis_own_stems():
     for form, _, stem in random.Random(0).sample(rows, 300):
         assert sastrawi_stem(form) == (stem or form), form  # a PySastrawi upgrade must rebuild the lexicon
     assert stem_tokens(["amunisinya", "negara-negara", "pemerintahan"], "id") == ["amunisi", "negara", "perintah"]
+
+
+def test_letters_outside_a_to_z_stay_in_one_stem():
+    # Sastrawi's text entry point turned them into spaces: "londoño" was stemmed "londo o".
+    words = ["londoño", "antónio", "für", "cancún"]
+    assert stem_tokens(words, "id") == words
+    assert stem_tokens(["dibandingkan", "londoño"], "id") == ["banding", "londoño"]
