@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import faust
 
@@ -56,6 +57,17 @@ log = logging.getLogger(__name__)
 SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 BAND_ENTRIES = 32  # recent entries kept per SimHash band (bounds the table: at most 4 x 65,536 keys)
+
+
+class _Outgoing(NamedTuple):
+    """What one event of a batch sends: its enriched article, or its dead letter (then `error`)."""
+
+    event: Any
+    topic: Any
+    value: bytes
+    headers: list
+    enriched: dict | None
+    error: Exception | None
 
 
 class TableStoryIndex:
@@ -114,21 +126,13 @@ def build_app(
 
     max_value_bytes = kafka.max_message_bytes - 64 * 1024  # room for the key, headers and batch overhead
 
-    async def send_all(results: list) -> None:
+    async def send_all(results: list[_Outgoing]) -> None:
         """Send a batch's outputs and await every acknowledgement. faust acknowledges the batch's
         events once this returns, and even if it raises: so a failed send is retried (transient),
         never given up; duplicates of a retry are what at-least-once allows."""
         for attempt in itertools.count():
             try:
-                delivered = []
-                for event, out, exc in results:
-                    if exc is None:
-                        _, value, out_headers = out
-                        delivered.append(await enriched_topic.send(key=event.key, value=value, headers=out_headers))
-                    else:
-                        m = event.message
-                        letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, out)
-                        delivered.append(await dlq_topic.send(key=event.key, value=event.value, headers=letter))
+                delivered = [await o.topic.send(key=o.event.key, value=o.value, headers=o.headers) for o in results]
                 await asyncio.gather(*delivered)
                 return
             except Exception:
@@ -143,7 +147,7 @@ def build_app(
         # and faust acknowledges the batch after that. One broker round trip per batch, not two per
         # article, is most of the streaming overhead gone.
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-            results = []  # per event, in order: (event, enriched message, None) or (event, headers, error)
+            results: list[_Outgoing] = []  # per event, in order: its article or its dead letter
             for event in events:
                 started = time.perf_counter()
                 headers = event_headers(event)
@@ -157,13 +161,15 @@ def build_app(
                     value, out_headers = enriched_codec.encode(enriched)
                     if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
                         raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
-                    results.append((event, (enriched, value, out_headers), None))
+                    results.append(_Outgoing(event, enriched_topic, value, out_headers, enriched, None))
                 except Exception as exc:  # per event: this article goes to the DLQ, the batch goes on
                     if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
                         MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
                     else:
                         log.exception("enrichment failed", extra={"offset": event.message.offset})
-                    results.append((event, headers, exc))
+                    m = event.message
+                    letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
+                    results.append(_Outgoing(event, dlq_topic, event.value, letter, None, exc))
                 finally:
                     ENRICHER_SECONDS.observe(time.perf_counter() - started)
             try:
@@ -177,18 +183,18 @@ def build_app(
             # meanwhile: a kill -9 then lost articles (seen in CI). Every ack is awaited before the
             # batch is acknowledged.
             await send_all(results)
-            for _, out, exc in results:
-                if exc is None:
+            for o in results:
+                if o.error is None:
                     ENRICHER_ARTICLES.labels("enriched").inc()
-                    ENRICHER_LANGUAGES.labels(out[0]["language"]["code"]).inc()
-                    for mention in out[0]["entities"]:
+                    ENRICHER_LANGUAGES.labels(o.enriched["language"]["code"]).inc()
+                    for mention in o.enriched["entities"]:
                         ENRICHER_ENTITIES.labels(mention["type"]).inc()
                 else:
-                    DEAD_LETTERS.labels(SERVICE, "articles_raw", type(exc).__name__).inc()
+                    DEAD_LETTERS.labels(SERVICE, "articles_raw", type(o.error).__name__).inc()
                     ENRICHER_ARTICLES.labels("dead_lettered").inc()
             app.pantau_processed += len(events)
-            for _, _, exc in results:
-                limit.record(exc is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
+            for o in results:
+                limit.record(o.error is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
             yield None
 
     if health is not None:
