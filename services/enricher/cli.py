@@ -24,10 +24,11 @@ def _load_terms(settings: EnricherSettings):
 def warm_up() -> float:
     """Load the models once (language profiles, entity model, gazetteer, stemmer); returns seconds."""
     from pantau.enricher.entities import find_entities
-    from pantau.enricher.language import detect_language
+    from pantau.enricher.language import detect_language, load_models
     from pantau.enricher.stems import stem_text
 
     started = time.perf_counter()
+    load_models()
     sample = "Presiden Joko Widodo bertemu Sekjen PBB di Jakarta membahas amunisi."
     detect_language("", sample)
     find_entities("", sample, "id")

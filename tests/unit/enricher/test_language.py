@@ -12,10 +12,13 @@ import pytest
 
 from pantau.enricher.language import (
     IDMS_HINT_MARGIN,
+    MIN_CONFIDENCE,
     MODEL_PATH,
     PREFIX_CHARS,
     IdmsModel,
     Language,
+    _profiles,
+    _second_opinion,
     detect_language,
     first_stage,
     stage_texts,
@@ -117,13 +120,33 @@ def test_kompas_marks_indonesian_pages_english_and_the_text_wins():
 
 
 def test_hint_breaks_a_tie_between_close_candidates_only():
-    dutch_or_afrikaans = "De gemeenteraad keurde dinsdag een nieuwe begroting goed."
-    unhinted = detect_language("", dutch_or_afrikaans)
-    assert unhinted.code == "und" and 0.5 < unhinted.probability < 0.7  # the premise: too close to call
-    assert detect_language("", dutch_or_afrikaans, "af").code == "af"
-    assert detect_language("", dutch_or_afrikaans, "nl-BE").code == "nl"
-    assert detect_language("", dutch_or_afrikaans, "en").code == "und"  # not a candidate: no say
+    scandinavian = "Det var en fin dag."  # Danish, Norwegian and Swedish alike
+    unhinted = detect_language("", scandinavian)
+    assert unhinted.code == "und" and 0.0 < unhinted.probability < MIN_CONFIDENCE  # the premise: too close to call
+    assert detect_language("", scandinavian, "sv").code == "sv"
+    assert detect_language("", scandinavian, "nb-NO").code == "no"  # Bokmål is Norwegian
+    assert detect_language("", scandinavian, "en").code == "und"  # not a candidate: no say
     assert detect_language("", SENTENCES["de"], "nl").code == "de"  # a confident answer is never overridden
+
+
+def test_fasttext_settles_a_short_sentence_langdetect_leaves_open():
+    dutch = "De gemeenteraad keurde dinsdag een nieuwe begroting goed."
+    langdetect_alone = _profiles().distribution(stage_texts("", dutch)[0])
+    assert langdetect_alone is not None and langdetect_alone.max() < 0.7  # the premise: Dutch or Afrikaans
+    assert detect_language("", dutch) == Language("nl", pytest.approx(1.0, abs=0.05))
+    english = "Quite a big deal."
+    langdetect_alone = _profiles().distribution(stage_texts("", english)[0])
+    assert _profiles().languages[int(langdetect_alone.argmax())] == "ca"  # the premise: langdetect says Catalan
+    assert detect_language("", english).code == "en"
+
+
+def test_a_clear_paragraph_needs_no_second_opinion(monkeypatch):
+    def refuse(*_):
+        raise AssertionError("second opinion asked for")
+
+    monkeypatch.setattr(_second_opinion(), "distribution", refuse)
+    for code in ("en", "de", "id", "ms", "ru"):
+        assert detect_language("", SENTENCES[code] * 3).code == code
 
 
 def test_hint_breaks_an_indonesian_malay_tie_only():
