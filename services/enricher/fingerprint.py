@@ -73,6 +73,15 @@ class StoryIndex(Protocol):
     def put(self, entry: StoryEntry, bands: list[str]) -> None: ...
 
 
+def band_after_put(entries: Iterable[StoryEntry], entry: StoryEntry, per_band: int) -> list[StoryEntry]:
+    """A band's entries once `entry` is recorded in it: its own earlier entry replaced, entries more than
+    `WINDOW_S` older than it dropped (no later article can join their story), at most `per_band`, newest last.
+    Without the age cut every band fills up to `per_band` over weeks: 4 x 65,536 bands x 32 entries, where
+    the window holds a few days of news."""
+    kept = [e for e in entries if e.article_id != entry.article_id and entry.seen_at - e.seen_at <= WINDOW_S]
+    return [*kept, entry][-per_band:]
+
+
 class MemoryStoryIndex:
     """An in-process index for offline use; bounded per band."""
 
@@ -85,8 +94,7 @@ class MemoryStoryIndex:
 
     def put(self, entry: StoryEntry, bands: list[str]) -> None:
         for band in bands:
-            kept = [e for e in self._bands.get(band, []) if e.article_id != entry.article_id]
-            self._bands[band] = [*kept, entry][-self.per_band :]
+            self._bands[band] = band_after_put(self._bands.get(band, []), entry, self.per_band)
 
 
 def assign_story(article_id: str, text: str, seen_at: float, index: StoryIndex) -> tuple[str, str]:

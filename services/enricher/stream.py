@@ -52,13 +52,13 @@ from pantau.common.metrics import (
 )
 from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings, TopicSettings
 from pantau.enricher.core import Enricher
-from pantau.enricher.fingerprint import StoryEntry
+from pantau.enricher.fingerprint import StoryEntry, band_after_put
 from pantau.enricher.terms import TermMatcher
 
 log = logging.getLogger(__name__)
 SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
-BAND_ENTRIES = 32  # recent entries kept per SimHash band (bounds the table: at most 4 x 65,536 keys)
+BAND_ENTRIES = 32  # entries kept per SimHash band, within the story window (4 x 65,536 bands at most)
 
 
 class _Outgoing(NamedTuple):
@@ -87,10 +87,9 @@ class TableStoryIndex:
         return [StoryEntry(a, int(f, 16), s, t) for a, f, s, t in self.table.get(band) or []]
 
     def put(self, entry: StoryEntry, bands: list[str]) -> None:
-        row = [entry.article_id, f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
         for band in bands:
-            kept = [r for r in self.table.get(band) or [] if r[0] != entry.article_id]
-            self.table[band] = [*kept, row][-BAND_ENTRIES:]
+            entries = band_after_put(self.candidates(band), entry, BAND_ENTRIES)
+            self.table[band] = [[e.article_id, f"{e.fingerprint:016x}", e.story_id, e.seen_at] for e in entries]
 
     async def stored(self) -> None:
         """Wait until every story decision so far is in the changelog topic."""

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pantau.enricher.fingerprint import MemoryStoryIndex, StoryEntry, assign_story, bands, distance, simhash
+from pantau.enricher.fingerprint import (
+    WINDOW_S,
+    MemoryStoryIndex,
+    StoryEntry,
+    assign_story,
+    band_after_put,
+    bands,
+    distance,
+    simhash,
+)
 from pantau.enricher.stems import stem_text, stem_tokens, stemmer_name, tokens
 from pantau.enricher.terms import TermMatcher, TermsError, WatchedTerm, load_terms, parse_terms
 
@@ -112,6 +121,24 @@ def test_story_ids_group_copies_and_are_stable_on_replay():
     assert assign_story("b" * 64, SEED.replace("KOMPAS.TV", "ANTARA"), 1100.0, index)[0] == first  # replay
     late, _ = assign_story("d" * 64, SEED, 1000.0 + 4 * 24 * 3600, index)
     assert late != first  # outside the window: the story resurfacing is a new story
+
+
+def test_a_band_drops_what_the_window_left_behind_and_keeps_a_bounded_count():
+    def entry(article: str, seen_at: float) -> StoryEntry:
+        return StoryEntry(article * 64, 0, article, seen_at)
+
+    old, recent = entry("a", 0.0), entry("b", WINDOW_S)
+    assert band_after_put([old, recent], entry("c", WINDOW_S + 1), 32) == [recent, entry("c", WINDOW_S + 1)]
+    assert band_after_put([old, recent], entry("a", 5.0), 32) == [recent, entry("a", 5.0)]  # its own: replaced
+    late = entry("d", WINDOW_S - 1)  # an earlier article arriving late keeps what is still in its window
+    assert band_after_put([old, recent], late, 32) == [old, recent, late]
+    crowded = [entry(chr(ord("A") + i), 10.0 + i) for i in range(40)]
+    assert band_after_put(crowded, entry("z", 60.0), 32) == [*crowded[-31:], entry("z", 60.0)]
+
+    index = MemoryStoryIndex()
+    assign_story("a" * 64, SEED, 1000.0, index)
+    assign_story("b" * 64, SEED, 1000.0 + WINDOW_S + 1, index)  # the same story resurfacing after the window
+    assert [e.article_id for key in bands(simhash(SEED)) for e in index.candidates(key)] == ["b" * 64] * 4
 
 
 def test_a_replay_keeps_its_recorded_story_whatever_arrived_since():
