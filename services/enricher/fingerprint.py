@@ -7,13 +7,15 @@ dropped "Baca juga" line or a new closing paragraph stay within 2 bits, while di
 are 7 or more apart.
 Two fingerprints within `MAX_DISTANCE` bits are the same story. Candidates are found through four
 16-bit bands (by pigeonhole, two fingerprints within 3 bits share at least one band exactly), kept
-in a `StoryIndex` for a recent window. The index is a port: an in-memory dict for `pantau enrich`,
-a faust table (replicated to every worker) in the stream, so every worker assigns the same id.
+in a `StoryIndex` for a recent window. The index is a port: an in-memory dict for `pantau enrich`;
+in the stream, one record per article in a faust table every worker reads, which each worker indexes
+by band, so every worker assigns the same id.
 
 An article seen before keeps the story id it got then: its own entry sits in its own bands, and
 that recorded decision wins over whatever arrived since. This is what makes a replay after a
 rebalance yield identical output (the stream also makes sure the decision is stored before the
-enriched article is sent). No separate article → story map is kept, so the index stays bounded.
+enriched article is sent). Entries older than the window leave the bands they are in, so the index
+stays bounded by the window's news.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ stage whose recent events mostly fail stops (DeadLetterLimit) instead of drainin
 the dead-letter queue. Then, per batch: await the story decisions, send the outputs and letters
 (retried while the broker is away), await their acknowledgements.
 
-Story ids live in a faust GlobalTable (every worker holds all of it), keyed by SimHash band, so
-near-duplicates get one story id whichever worker sees them.
+Story decisions live in a faust GlobalTable (every worker reads all of it), one record per article,
+and each worker indexes them by SimHash band, so near-duplicates get one story id whichever worker
+sees them.
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ from pantau.common.metrics import (
 )
 from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings, TopicSettings
 from pantau.enricher.core import Enricher
-from pantau.enricher.fingerprint import StoryEntry, band_after_put
+from pantau.enricher.fingerprint import WINDOW_S, StoryEntry, band_after_put, bands
 from pantau.enricher.terms import TermMatcher
 
 log = logging.getLogger(__name__)
 SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 BAND_ENTRIES = 32  # entries kept per SimHash band, within the story window (4 x 65,536 bands at most)
+PRUNE_EVERY_PUTS = 10_000  # a sweep of the table's store (~0.1 s at 300,000 entries) this often
 
 
 class _Outgoing(NamedTuple):
@@ -73,27 +75,74 @@ class _Outgoing(NamedTuple):
 
 
 class TableStoryIndex:
-    """The StoryIndex port on a faust GlobalTable: band → [[article_id, fingerprint, story_id, seen_at], …].
+    """The StoryIndex port on a faust GlobalTable keyed by article id: id → [fingerprint, story_id, seen_at].
+
+    One changelog record per article. Each worker keeps its own band → entries map over the table:
+    `put` records there at once, and every record the table reads from its changelog (other workers'
+    decisions, and the whole window when a worker starts) is recorded there as it arrives. The table
+    itself is never read: it is the changelog's writer and reader. Entries leave the map, and the
+    table's memory, once the story window has passed; the changelog topic drops them by retention.
 
     Every write's changelog delivery is remembered: the agent awaits `stored()` before it sends the
     enriched article, so a story decision that reached downstream is always restorable (a replay then
     finds it and repeats it; see fingerprint.assign_story)."""
 
-    def __init__(self, table):
+    def __init__(self) -> None:
+        self.table = None
+        self.waits: ChangelogWaits | None = None
+        self.bands: dict[str, list[StoryEntry]] = {}
+        self.newest_seen_at = 0.0
+        self._puts_since_prune = 0
+
+    def attach(self, table) -> None:
         self.table = table
         self.waits = ChangelogWaits(table)
 
     def candidates(self, band: str) -> Iterable[StoryEntry]:
-        return [StoryEntry(a, int(f, 16), s, t) for a, f, s, t in self.table.get(band) or []]
+        return self.bands.get(band, ())
 
-    def put(self, entry: StoryEntry, bands: list[str]) -> None:
-        for band in bands:
-            entries = band_after_put(self.candidates(band), entry, BAND_ENTRIES)
-            self.table[band] = [[e.article_id, f"{e.fingerprint:016x}", e.story_id, e.seen_at] for e in entries]
+    def put(self, entry: StoryEntry, keys: list[str]) -> None:
+        self.table[entry.article_id] = [f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
+        self._record(entry, keys)
+        self._puts_since_prune += 1
+        if self._puts_since_prune >= PRUNE_EVERY_PUTS:
+            self.prune()
+
+    async def on_changelog_event(self, event) -> None:
+        """A record of the table's changelog, as the table reads it (faust calls this)."""
+        if event.value is None:  # no tombstones are written; one from elsewhere removes nothing here
+            return
+        fingerprint, story_id, seen_at = event.value
+        entry = StoryEntry(event.key, int(fingerprint, 16), story_id, seen_at)
+        self._record(entry, bands(entry.fingerprint))
+
+    def prune(self) -> None:
+        """Forget entries older than the window before the newest one seen, in the map and in the
+        table's local store (no tombstones: every worker prunes its own copy)."""
+        self._puts_since_prune = 0
+        horizon = self.newest_seen_at - WINDOW_S
+        for band, entries in list(self.bands.items()):
+            kept = [e for e in entries if e.seen_at >= horizon]
+            if not kept:
+                del self.bands[band]
+            elif len(kept) < len(entries):
+                self.bands[band] = kept
+        if self.table is not None:
+            store = self.table.data
+            # The in-memory store also maps each key it restored to its partition: forget that too.
+            restored_partitions = getattr(store, "_key_partition", {})
+            for key in [k for k, (_, _, seen_at) in store.items() if seen_at < horizon]:
+                del store[key]
+                restored_partitions.pop(key, None)
 
     async def stored(self) -> None:
         """Wait until every story decision so far is in the changelog topic."""
         await self.waits.stored()
+
+    def _record(self, entry: StoryEntry, keys: list[str]) -> None:
+        self.newest_seen_at = max(self.newest_seen_at, entry.seen_at)
+        for key in keys:
+            self.bands[key] = band_after_put(self.bands.get(key, ()), entry, BAND_ENTRIES)
 
 
 def build_app(
@@ -112,15 +161,20 @@ def build_app(
     raw_topic = app.topic(topics.articles_raw, **RAW_BYTES)
     enriched_topic = app.topic(topics.articles_enriched, **RAW_BYTES)
     dlq_topic = app.topic(topics.dlq_enricher, **RAW_BYTES)
+    story_index = TableStoryIndex()
     # No value_type: faust would treat it as a Record model and fail to restore the changelog.
-    # use_partitioner: a band's writes go to the changelog partition of its key, not of the event
-    # that wrote it, so each band lives in one partition, in order, and a restore ends on its last
-    # value (with the event's partition, a band written from two partitions could restore an older
-    # one). It also lets a batch write outside faust's per-event context.
-    stories = app.GlobalTable("stories", default=None, key_type=str, use_partitioner=True)
+    # use_partitioner: an article's writes go to the changelog partition of its key, not of the
+    # event that wrote it, so a restore ends on its last value; it also lets a batch write outside
+    # faust's per-event context. Compacted (an article's last decision) and deleted by age: entries
+    # past the story window are of no use, and a retention of twice the window keeps the topic bounded.
+    stories = app.GlobalTable(
+        "story-entries", default=None, key_type=str, use_partitioner=True,
+        on_changelog_event=story_index.on_changelog_event,
+        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(int(2 * WINDOW_S * 1000))},
+    )  # fmt: skip
+    story_index.attach(stories)
     raw_codec = Codec.for_topic(contracts, "articles_raw")
     enriched_codec = Codec.for_topic(contracts, "articles_enriched")
-    story_index = TableStoryIndex(stories)
     enricher = Enricher(terms, story_index)
     limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
     app.pantau_processed = 0  # for tests and the bench: events handled by this worker

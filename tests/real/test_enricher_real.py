@@ -1,14 +1,16 @@
 """Ring 3: enricher workers (real processes, `pantau enricher run`) through the real Kafka: two
 workers share the stream, one is killed mid-stream, nothing is lost, bad messages land in the
-dead-letter topic with their provenance."""
+dead-letter topic with their provenance; copies of a story get its id whichever worker sees them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -21,6 +23,7 @@ from pantau.crawler.article import build_article
 from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
+from pantau.enricher.fingerprint import distance, simhash
 from tests.samples import read_records, topic_env
 
 BASE = "https://www.kompas.tv"
@@ -112,6 +115,101 @@ def test_two_workers_a_kill_and_dead_letters(kafka_settings, contracts, applied_
             assert provenance["service"] == "enricher" and provenance["error-type"] == "InvalidMessage"
             assert provenance["offset"].isdigit()
     finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def copies_of(article: dict, tag: str, count: int) -> list[dict]:
+    """The same story republished by other portals: the same text under other ids and URLs."""
+    out = []
+    for i in range(count):
+        url = f"https://portal-{i}.example/{tag}/{article['id'][:12]}"
+        out.append({**article, "id": hashlib.sha256(url.encode()).hexdigest(), "url": url, "canonical_url": url})
+    return out
+
+
+def fingerprint(article: dict) -> int:
+    return simhash(f"{article['title']}\n{article['text']}")
+
+
+def _metric(port: int, name: str) -> float:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:  # not serving yet
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contracts, applied_topics, worker_env,
+                                                         tmp_path, unique):  # fmt: skip
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    codec, enriched_codec = Codec.for_topic(contracts, "articles_raw"), Codec.for_topic(contracts, "articles_enriched")
+    producer = make_producer(kafka_settings, "tests")
+
+    def send(batch: list[dict]) -> None:
+        for article in batch:
+            value, headers = codec.encode(article)
+            producer.send(applied_topics.articles_raw, key=article["id"].encode(), value=value, headers=headers)
+        producer.flush()
+
+    def enriched(ids: set[str]) -> dict[str, dict]:
+        records = read_records(kafka_settings, applied_topics.articles_enriched,
+                               lambda r: {rec.key.decode() for rec in r} >= ids, 180)  # fmt: skip
+        out = {}
+        for record in records:
+            message = enriched_codec.decode(record.value, record_headers(record))
+            out[message["id"]] = message
+        assert set(out) >= ids, logs.read_text()[-3000:]
+        return out
+
+    earlier, later = raw_articles(2)
+    logs = tmp_path / "workers.log"
+    ports = (free_port(), free_port())
+    first = start_worker(worker_env, ports[0], logs)
+    second = None
+    try:
+        # The first worker decides `earlier`'s story alone; the second restores it from the changelog.
+        send([earlier])
+        story = enriched({earlier["id"]})[earlier["id"]]["story"]["id"]
+        second = start_worker(worker_env, ports[1], logs)
+        # Both take part before the copies go out: articles of other stories keep coming until each
+        # worker has enriched some (the second joins a rebalance a few seconds after it starts).
+        others = [a for a in raw_articles(40)[2:]
+                  if min(distance(fingerprint(a), fingerprint(b)) for b in (earlier, later)) > 8]  # fmt: skip
+        spread: list[dict] = []
+        deadline = time.monotonic() + 180
+        while not all(_metric(p, "pantau_enricher_articles_total") > 0 for p in ports):
+            assert time.monotonic() < deadline, "the second worker never took part: " + logs.read_text()[-3000:]
+            batch = copies_of(others[len(spread) % len(others)], f"s{len(spread)}-{unique}", 6)
+            send(batch)
+            spread += batch
+            time.sleep(1.0)
+        enriched({a["id"] for a in spread})
+        # Six partitions, twelve copies of each story: both workers get some.
+        copies = copies_of(earlier, f"a-{unique}", 12)
+        send([later])  # decided live by one worker; the other learns it from the changelog as it runs
+        story_later = enriched({later["id"]})[later["id"]]["story"]["id"]
+        copies_later = copies_of(later, f"b-{unique}", 12)
+        send([*copies, *copies_later])
+        out = enriched({a["id"] for a in copies + copies_later})
+        assert {out[a["id"]]["story"]["id"] for a in copies} == {story}
+        assert {out[a["id"]]["story"]["id"] for a in copies_later} == {story_later}
+        assert story_later != story
+    finally:
+        producer.close()
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

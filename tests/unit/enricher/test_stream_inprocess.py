@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 from faust.types import TP
@@ -13,7 +14,8 @@ from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.errors import DeadLetterLimitExceeded
 from pantau.common.settings import DeadLetterSettings, KafkaSettings
-from pantau.enricher.stream import build_app
+from pantau.enricher.fingerprint import WINDOW_S, StoryEntry, assign_story, bands, simhash
+from pantau.enricher.stream import TableStoryIndex, build_app
 from pantau.enricher.terms import TermMatcher, WatchedTerm
 
 
@@ -68,12 +70,14 @@ def raw_messages(contracts):
 def test_valid_articles_are_enriched_and_validated(contracts):
     sent = run_agent(contracts, raw_messages(contracts))
     names = [name for name, _ in sent]
-    # Each article's story decision (its four bands) is delivered before the article is sent (a
-    # batch's decisions all come before the batch's articles).
+    # Each article's story decision (one record, keyed by its id) is delivered before the article
+    # is sent (a batch's decisions all come before the batch's articles).
     count = len(contracts.examples("article-raw", 1))
-    assert names.count("stories") == 4 * count and names.count("enriched") == count
+    assert names.count("stories") == count and names.count("enriched") == count
     for k, position in enumerate((i for i, name in enumerate(names) if name == "enriched"), start=1):
-        assert names[:position].count("stories") >= 4 * k
+        assert names[:position].count("stories") >= k
+    decided = {json.loads(kw["key"]): kw["value"] for name, kw in sent if name == "stories"}
+    assert set(decided) == {json.loads(kw["value"])["id"] for name, kw in sent if name == "enriched"}
     codec = Codec.for_topic(contracts, "articles_enriched")
     enriched = [codec.decode(kw["value"], kw["headers"]) for name, kw in sent if name == "enriched"]
     assert len(enriched) == len(contracts.examples("article-raw", 1))
@@ -125,3 +129,65 @@ def test_a_stage_whose_messages_all_fail_stops(contracts):
     poison = [(b"k%d" % i, b"junk", []) for i in range(20)]
     with pytest.raises(DeadLetterLimitExceeded):
         run_agent(contracts, poison, DeadLetterSettings(max_ratio=0.5, window=10, min_messages=5))
+
+
+class _Store(dict):
+    """faust's in-memory store as the index uses it: a mapping, plus the partitions of restored keys."""
+
+    def __init__(self):
+        super().__init__()
+        self._key_partition = {}
+
+
+class _Table(dict):
+    def __init__(self):
+        super().__init__()
+        self.data = _Store()
+        self.send_changelog = lambda *a, **k: None
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.data[key] = value
+
+
+def _changelog_event(article_id: str, fingerprint: int, story: str, seen_at: float):
+    return SimpleNamespace(key=article_id, value=[f"{fingerprint:016x}", story, seen_at])
+
+
+def test_story_index_learns_other_workers_decisions_from_the_changelog():
+    index = TableStoryIndex()
+    index.attach(_Table())
+    text = "Korea Utara menembakkan rudal balistik ke arah Laut Jepang pada Kamis pagi. " * 8
+    fingerprint = simhash(text)
+    # Another worker put a copy into its story; this worker reads the record from the changelog.
+    asyncio.run(index.on_changelog_event(_changelog_event("x" * 64, fingerprint, "story-of-x", 1000.0)))
+    assert assign_story("y" * 64, text, 1100.0, index)[0] == "story-of-x"
+    assert index.table["y" * 64] == [f"{fingerprint:016x}", "story-of-x", 1100.0]  # one record per article
+    asyncio.run(index.on_changelog_event(SimpleNamespace(key="z" * 64, value=None)))  # a tombstone: ignored
+
+
+def test_story_index_forgets_what_the_window_left_behind():
+    index = TableStoryIndex()
+    index.attach(_Table())
+    old = StoryEntry("old", simhash("berita lama tentang banjir di Jakarta"), "s-old", 0.0)
+    index.put(old, bands(old.fingerprint))
+    index.table.data._key_partition["old"] = 3  # as if restored from partition 3
+    new = StoryEntry("new", simhash("berita baru tentang gempa di Cianjur"), "s-new", WINDOW_S + 10.0)
+    index.put(new, bands(new.fingerprint))
+    index.prune()
+    assert list(index.table.data) == ["new"] and index.table.data._key_partition == {}
+    assert {e.article_id for key in index.bands for e in index.candidates(key)} == {"new"}
+
+
+def test_story_index_prunes_a_late_old_entry_and_keeps_its_newer_neighbour():
+    index = TableStoryIndex()
+    index.attach(_Table())
+    fingerprint = simhash("banjir merendam ratusan rumah di Bekasi setelah hujan deras semalam")
+    newer, late = StoryEntry("newer", fingerprint, "s", 100.0), StoryEntry("late", fingerprint, "s", 50.0)
+    index.put(newer, bands(fingerprint))
+    index.put(late, bands(fingerprint))  # arrives after a newer copy: both in the same bands
+    far = StoryEntry("far", simhash("pemilu kepala daerah digelar serentak"), "t", 60.0 + WINDOW_S)
+    index.put(far, bands(far.fingerprint))
+    index.prune()
+    assert [e.article_id for e in index.candidates(bands(fingerprint)[0])] == ["newer"]
+    assert sorted(index.table.data) == ["far", "newer"]
