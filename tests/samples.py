@@ -136,3 +136,26 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a process the test starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(*procs) -> None:
+    """SIGTERM each process the test started (a worker drains and commits), SIGKILL one that hangs."""
+    import signal
+    import subprocess
+
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pantau.enricher.core import Enricher
 from pantau.enricher.fingerprint import MemoryStoryIndex
 from pantau.enricher.terms import TermMatcher, load_terms
 from tests.bench.figures import BenchStage, Figure
-from tests.samples import topic_env, topic_names
+from tests.samples import free_port, topic_env, topic_names
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lid" / "idms-news.jsonl.gz"
 
@@ -72,12 +71,6 @@ def _pure(warm_up: list[dict], articles: list[dict]) -> float:
     return len(articles) / (time.process_time() - start)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _enrich_cpu(port: int) -> float:
     """The worker's own count of CPU seconds spent inside the pure enrichment."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -102,7 +95,7 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
         producer.flush()
 
     send(warm_up)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PANTAU_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers, PANTAU_METRICS_PORT=str(port),
                PANTAU_ENRICHER_GROUP=f"bench-{suffix}", PANTAU_LOG_LEVEL="WARNING")  # fmt: skip
     env.update(topic_env(names))

@@ -22,7 +22,7 @@ from pantau.alerter.stream import partition_of
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.kafka_io import close_producer, make_producer, record_headers
-from tests.samples import alerter_stream, read_records, topic_env
+from tests.samples import alerter_stream, read_records, stop, topic_env
 
 START = 1_764_000_000.0  # publication times are in the past: detection runs on stream time
 SURGE_HOUR = 54
@@ -55,16 +55,6 @@ def start_worker(env: dict, n: int, tmp_path) -> subprocess.Popen:
         stdout=(tmp_path / "workers.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
-
-
-def stop(*procs) -> None:
-    for proc in procs:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def produce(kafka_settings, contracts, topic: str, articles: list[dict], extra: list[tuple[bytes, bytes]] = ()) -> None:

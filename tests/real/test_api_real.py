@@ -42,7 +42,7 @@ from pantau.enricher.stems import stem_text
 from pantau.indexer.bulk import bulk_lines
 from pantau.indexer.documents import alert_action, article_action
 from tests.conftest import es_settings
-from tests.samples import enriched_articles, read_records, topic_env, wait_for
+from tests.samples import enriched_articles, free_port, read_records, topic_env, wait_for
 
 ES_DIR = ContractSettings().schemas_dir / "elasticsearch"
 NAMES = {"hooks.example.org": ["93.184.215.14"], "localhost": ["127.0.0.1"]}
@@ -52,12 +52,6 @@ def resolve(host: str) -> list[str]:
     if host not in NAMES:
         raise OSError(-2, "Name or service not known")
     return NAMES[host]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(port: int, method: str, path: str, token: str | None = None, body=None) -> tuple[int, dict | None]:

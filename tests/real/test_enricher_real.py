@@ -24,7 +24,7 @@ from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
 from pantau.enricher.fingerprint import distance, simhash
-from tests.samples import read_records, topic_env
+from tests.samples import free_port, read_records, stop, topic_env
 
 BASE = "https://www.kompas.tv"
 SOURCE = Source(id="kompastv", name="Kompas TV", homepage=BASE, country="ID", languages=["id"],
@@ -115,13 +115,7 @@ def test_two_workers_a_kill_and_dead_letters(kafka_settings, contracts, applied_
             assert provenance["service"] == "enricher" and provenance["error-type"] == "InvalidMessage"
             assert provenance["offset"].isdigit()
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(first, second)
 
 
 def copies_of(article: dict, tag: str, count: int) -> list[dict]:
@@ -149,13 +143,6 @@ def _metric(port: int, name: str) -> float:
 
 def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contracts, applied_topics, worker_env,
                                                          tmp_path, unique):  # fmt: skip
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
-
     codec, enriched_codec = Codec.for_topic(contracts, "articles_raw"), Codec.for_topic(contracts, "articles_enriched")
     producer = make_producer(kafka_settings, "tests")
 
@@ -210,10 +197,4 @@ def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contrac
         assert story_later != story
     finally:
         producer.close()
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(first, second)

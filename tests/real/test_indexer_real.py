@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from tests import samples
 from tests.conftest import es_settings
 from tests.faultproxy import FaultProxy
 from tests.infra import ensure_up, stop_server
-from tests.samples import wait_for
+from tests.samples import free_port, wait_for
 
 ES_DIR = ContractSettings().schemas_dir / "elasticsearch"
 
@@ -202,12 +201,6 @@ def group_offsets(kafka_settings, group: str, topic: str) -> int:
     finally:
         admin.close()
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ready(port: int) -> bool:
