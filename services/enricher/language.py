@@ -46,6 +46,12 @@ PREFIX_CHARS = 1_500  # of cleaned text read by each stage: plenty for a clear c
 # Raw characters cleaned before the cut, so a text that opens with links or hashtags still leaves prose.
 RAW_WINDOW_CHARS = 4 * PREFIX_CHARS
 MIN_LETTERS = 10  # fewer letters than this (once URLs, digits and punctuation are gone) is too little to tell
+# In a short text (fewer letters than SHORT_TEXT_LETTERS), capitalised words after the first are names
+# ("Jokowi Widodo" scores Polish for both models, "Foto: Antara" Portuguese): fewer letters than
+# MIN_LETTERS_OUTSIDE_NAMES outside them is not a call, and the enricher falls back on the source's language.
+# Longer Title Case text is a headline: its capitals mark nothing.
+SHORT_TEXT_LETTERS = 20
+MIN_LETTERS_OUTSIDE_NAMES = 8
 MIN_DISTINCT_LETTERS = 5  # "aaaa…", "hahaha", "ok ok ok": no language, though the profiles would name one
 # Text whose most used script holds fewer of its letters than this (greetings in six scripts) is too mixed to call:
 # both models would still name a language, a different one each.
@@ -69,6 +75,8 @@ MODEL_PATH = Path(__file__).resolve().parent / "models" / "idms.json.gz"
 _FASTTEXT_TOP = 20
 # fastText names Malay apart (stage 2 separates it) and Norwegian Nynorsk apart; langdetect has `id` and `no`.
 _FASTTEXT_ALIASES = {"ms": "id", "nn": "no"}
+# Languages that always write some letters of a script of their own, beside the Han ideographs they share.
+_OWN_SCRIPT = {"ko": re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]"), "ja": re.compile("[\u3040-\u30ff]")}
 _PROFILE_CACHE_WORDS = 20_000
 _IDMS_CACHE_WORDS = 50_000
 # Page tags that are not ISO 639-1, or not the code we report.
@@ -140,25 +148,32 @@ def stage_texts(title: str, text: str) -> tuple[str, str] | None:
 
 def first_stage(text: str, hint: str | None = None) -> Language:
     """Stage 1 alone, on cleaned text: `id` stands for Indonesian or Malay."""
-    letters = "".join(_LETTERS.findall(text))
+    words = _LETTERS.findall(text)
+    letters = "".join(words)
     if len(letters) < MIN_LETTERS or len(set(letters)) < MIN_DISTINCT_LETTERS:
         return Language(UNDETERMINED, 0.0)
+    if len(letters) < SHORT_TEXT_LETTERS:
+        outside_names = len(words[0]) + sum(len(word) for word in words[1:] if not word[0].isupper())
+        if outside_names < MIN_LETTERS_OUTSIDE_NAMES:
+            return Language(UNDETERMINED, 0.0)
     if not letters.isascii() and _dominant_script_share(letters) < MIN_SCRIPT_SHARE:
         return Language(UNDETERMINED, 0.0)
     profiles = _profiles()
     probabilities = profiles.distribution(text)
     if probabilities is None:
         return Language(UNDETERMINED, 0.0)
+    if not letters.isascii():
+        probabilities = _without_absent_scripts(probabilities, letters, profiles.languages)
     if probabilities.max() < SURE:
         log_probabilities = SECOND_OPINION_WEIGHT * np.log(probabilities + 1e-30) + np.log(
             _second_opinion().distribution(text) + SECOND_OPINION_FLOOR
         )
         probabilities = np.exp(log_probabilities - log_probabilities.max())
         probabilities /= probabilities.sum()
-    candidates = sorted(
-        ((profiles.languages[i], float(probabilities[i])) for i in np.flatnonzero(probabilities >= CANDIDATE_FLOOR)),
-        key=lambda candidate: -candidate[1],
-    )
+    merged: dict[str, float] = {}  # langdetect's zh-cn and zh-tw are one code here
+    for code, p in zip(profiles.languages, probabilities.tolist(), strict=True):
+        merged[code] = merged.get(code, 0.0) + p
+    candidates = sorted(((c, p) for c, p in merged.items() if p >= CANDIDATE_FLOOR), key=lambda c: -c[1])
     if not candidates:  # spread over many languages: none is a call
         return Language(UNDETERMINED, float(probabilities.max()))
     best, p_best = candidates[0]
@@ -169,6 +184,19 @@ def first_stage(text: str, hint: str | None = None) -> Language:
             if code == hinted:
                 return Language(code, p)
     return Language(best if p_best >= MIN_CONFIDENCE else UNDETERMINED, p_best)
+
+
+def _without_absent_scripts(probabilities: np.ndarray, letters: str, languages: list[str]) -> np.ndarray:
+    """Languages whose own script is missing from the text get no probability: langdetect's profiles call
+    Traditional Chinese Korean (Hanja), and kana-less Han text Japanese."""
+    absent = [i for i, code in enumerate(languages)
+              if (code in _OWN_SCRIPT and probabilities[i] > 0 and not _OWN_SCRIPT[code].search(letters))]  # fmt: skip
+    if not absent:
+        return probabilities
+    kept = probabilities.copy()
+    kept[absent] = 0.0
+    total = kept.sum()
+    return kept / total if total > 0 else probabilities
 
 
 def _dominant_script_share(letters: str) -> float:
@@ -327,7 +355,10 @@ class FastTextLanguages:
 
     def distribution(self, text: str) -> np.ndarray:
         """Probability of each of the languages (0 for those outside fastText's top `_FASTTEXT_TOP`)."""
-        labels, scores = self._model.predict(text.replace("\n", " "), k=_FASTTEXT_TOP, threshold=0.0)
+        text = text.replace("\n", " ")  # fastText reads one line
+        if not text.isascii():  # a lone surrogate would make predict raise
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        labels, scores = self._model.predict(text, k=_FASTTEXT_TOP, threshold=0.0)
         probabilities = np.zeros(self._size)
         for label, score in zip(labels, scores, strict=True):
             probabilities[self._columns.get(label, [])] += score

@@ -140,6 +140,24 @@ def test_fasttext_settles_a_short_sentence_langdetect_leaves_open():
     assert detect_language("", english).code == "en"
 
 
+@pytest.mark.parametrize("text", ["Jokowi Widodo", "Prabowo Subianto", "Foto: Antara", "Video Viral"])
+def test_names_alone_are_und(text):
+    # Both models name a language for these ("Jokowi Widodo": Polish); the enricher uses the source's instead.
+    assert detect_language("", text) == Language("und", 0.0)
+
+
+def test_han_text_is_chinese_unless_hangul_or_kana_say_otherwise():
+    traditional = "台灣總統今天在總統府接見外國訪問團，雙方就經濟合作交換意見。"  # noqa: RUF001
+    assert _profiles().languages[int(_profiles().distribution(traditional).argmax())] == "ko"  # the premise
+    assert detect_language("", traditional) == Language("zh", pytest.approx(1.0))
+    assert detect_language("", "서울시는 화요일 새 예산안을 승인했다.").code == "ko"
+    assert detect_language("", SENTENCES["ja"]).code == "ja"
+
+
+def test_a_lone_surrogate_reaches_the_second_opinion_safely():
+    assert first_stage("Det var en fin dag \ud800 i går.").code in ("da", "no", "sv", "und")
+
+
 def test_a_clear_paragraph_needs_no_second_opinion(monkeypatch):
     def refuse(*_):
         raise AssertionError("second opinion asked for")
