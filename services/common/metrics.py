@@ -134,6 +134,11 @@ ENRICHER_ENRICH_CPU_SECONDS = Counter(
     "CPU time spent in the pure enrichment itself; against process_cpu_seconds_total, what streaming costs.",
     registry=REGISTRY,
 )
+ENRICHER_STORY_ENTRIES = Gauge(
+    "pantau_enricher_story_entries",
+    "Articles in this worker's story index (its own and other workers' decisions within the story window).",
+    registry=REGISTRY,
+)
 ENRICHER_MODEL_LOAD_SECONDS = Gauge(
     "pantau_enricher_model_load_seconds",
     "Time the worker took to load its models (language, entities, stems) at start.",

@@ -48,6 +48,7 @@ from pantau.common.metrics import (
     ENRICHER_ENTITIES,
     ENRICHER_LANGUAGES,
     ENRICHER_SECONDS,
+    ENRICHER_STORY_ENTRIES,
     MESSAGES_DECODED,
     child,
 )
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 BAND_ENTRIES = 32  # entries kept per SimHash band, within the story window (4 x 65,536 bands at most)
-PRUNE_EVERY_PUTS = 10_000  # a sweep of the table's store (~0.1 s at 300,000 entries) this often
+PRUNE_INTERVAL_S = 600.0  # a sweep of the story index (~0.1 s at 300,000 articles) this often
 
 
 class _Outgoing(NamedTuple):
@@ -80,19 +81,22 @@ class TableStoryIndex:
     One changelog record per article. Each worker keeps its own band → entries map over the table:
     `put` records there at once, and every record the table reads from its changelog (other workers'
     decisions, and the whole window when a worker starts) is recorded there as it arrives. The table
-    itself is never read: it is the changelog's writer and reader. Entries leave the map, and the
-    table's memory, once the story window has passed; the changelog topic drops them by retention.
+    itself is never read: it is the changelog's writer and reader.
+
+    `prune` (on a timer) forgets, in the map and in the table's memory, entries this worker has held
+    for longer than the story window, by its own clock: not by the articles' times, which a backfill
+    sets in the past and a wrong clock in the future. The changelog topic drops them by retention.
 
     Every write's changelog delivery is remembered: the agent awaits `stored()` before it sends the
     enriched article, so a story decision that reached downstream is always restorable (a replay then
     finds it and repeats it; see fingerprint.assign_story)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.monotonic) -> None:
         self.table = None
         self.waits: ChangelogWaits | None = None
         self.bands: dict[str, list[StoryEntry]] = {}
-        self.newest_seen_at = 0.0
-        self._puts_since_prune = 0
+        self.recorded_at: dict[str, float] = {}  # article id → when this worker recorded it
+        self.clock = clock
 
     def attach(self, table) -> None:
         self.table = table
@@ -104,9 +108,6 @@ class TableStoryIndex:
     def put(self, entry: StoryEntry, keys: list[str]) -> None:
         self.table[entry.article_id] = [f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
         self._record(entry, keys)
-        self._puts_since_prune += 1
-        if self._puts_since_prune >= PRUNE_EVERY_PUTS:
-            self.prune()
 
     async def on_changelog_event(self, event) -> None:
         """A record of the table's changelog, as the table reads it (faust calls this)."""
@@ -117,12 +118,16 @@ class TableStoryIndex:
         self._record(entry, bands(entry.fingerprint))
 
     def prune(self) -> None:
-        """Forget entries older than the window before the newest one seen, in the map and in the
-        table's local store (no tombstones: every worker prunes its own copy)."""
-        self._puts_since_prune = 0
-        horizon = self.newest_seen_at - WINDOW_S
+        """Forget entries held for longer than the story window, in the map and in the table's local
+        store (no tombstones: every worker prunes its own copy)."""
+        horizon = self.clock() - WINDOW_S
+        gone = {article for article, at in self.recorded_at.items() if at < horizon}
+        if not gone:
+            return
+        for article in gone:
+            del self.recorded_at[article]
         for band, entries in list(self.bands.items()):
-            kept = [e for e in entries if e.seen_at >= horizon]
+            kept = [e for e in entries if e.article_id not in gone]
             if not kept:
                 del self.bands[band]
             elif len(kept) < len(entries):
@@ -131,18 +136,20 @@ class TableStoryIndex:
             store = self.table.data
             # The in-memory store also maps each key it restored to its partition: forget that too.
             restored_partitions = getattr(store, "_key_partition", {})
-            for key in [k for k, (_, _, seen_at) in store.items() if seen_at < horizon]:
-                del store[key]
-                restored_partitions.pop(key, None)
+            for article in gone:
+                store.pop(article, None)
+                restored_partitions.pop(article, None)
+        ENRICHER_STORY_ENTRIES.set(len(self.recorded_at))
 
     async def stored(self) -> None:
         """Wait until every story decision so far is in the changelog topic."""
         await self.waits.stored()
 
     def _record(self, entry: StoryEntry, keys: list[str]) -> None:
-        self.newest_seen_at = max(self.newest_seen_at, entry.seen_at)
+        self.recorded_at[entry.article_id] = self.clock()
         for key in keys:
             self.bands[key] = band_after_put(self.bands.get(key, ()), entry, BAND_ENTRIES)
+        ENRICHER_STORY_ENTRIES.set(len(self.recorded_at))
 
 
 def build_app(
@@ -252,6 +259,10 @@ def build_app(
             for o in results:
                 limit.record(o.error is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
             yield None
+
+    @app.timer(interval=PRUNE_INTERVAL_S)
+    async def prune_story_index() -> None:
+        story_index.prune()
 
     if health is not None:
 

@@ -24,7 +24,7 @@ from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
 from pantau.enricher.fingerprint import distance, simhash
-from tests.samples import free_port, read_records, stop, topic_env
+from tests.samples import free_port, read_records, stop, topic_env, wait_for
 
 BASE = "https://www.kompas.tv"
 SOURCE = Source(id="kompastv", name="Kompas TV", homepage=BASE, country="ID", languages=["id"],
@@ -189,9 +189,18 @@ def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contrac
         copies = copies_of(earlier, f"a-{unique}", 12)
         send([later])  # decided live by one worker; the other learns it from the changelog as it runs
         story_later = enriched({later["id"]})[later["id"]]["story"]["id"]
+        # A decision reaches the other worker a fetch later: wait until each has indexed every one so far.
+        known = 2 + len(spread)
+        wait_for(lambda: all(_metric(p, "pantau_enricher_story_entries") >= known for p in ports), 60,
+                 f"both workers indexing {known} story decisions")  # fmt: skip
+        before = [_metric(p, "pantau_enricher_articles_total") for p in ports]
         copies_later = copies_of(later, f"b-{unique}", 12)
         send([*copies, *copies_later])
         out = enriched({a["id"] for a in copies + copies_later})
+        # Both enriched copies (a worker counts a batch once the broker has its outputs: wait a moment).
+        counted = "pantau_enricher_articles_total"
+        wait_for(lambda: all(_metric(p, counted) > b for p, b in zip(ports, before, strict=True)), 30,
+                 f"both workers enriching copies (before: {before})")  # fmt: skip
         assert {out[a["id"]]["story"]["id"] for a in copies} == {story}
         assert {out[a["id"]]["story"]["id"] for a in copies_later} == {story_later}
         assert story_later != story

@@ -166,28 +166,24 @@ def test_story_index_learns_other_workers_decisions_from_the_changelog():
     asyncio.run(index.on_changelog_event(SimpleNamespace(key="z" * 64, value=None)))  # a tombstone: ignored
 
 
-def test_story_index_forgets_what_the_window_left_behind():
-    index = TableStoryIndex()
+def test_story_index_forgets_what_it_has_held_for_longer_than_the_window():
+    now = [0.0]
+    index = TableStoryIndex(clock=lambda: now[0])
     index.attach(_Table())
-    old = StoryEntry("old", simhash("berita lama tentang banjir di Jakarta"), "s-old", 0.0)
+    old = StoryEntry("old", simhash("berita lama tentang banjir di Jakarta"), "s-old", 1000.0)
     index.put(old, bands(old.fingerprint))
     index.table.data._key_partition["old"] = 3  # as if restored from partition 3
-    new = StoryEntry("new", simhash("berita baru tentang gempa di Cianjur"), "s-new", WINDOW_S + 10.0)
-    index.put(new, bands(new.fingerprint))
+    now[0] = WINDOW_S / 2
+    # A backfilled article (published long ago) and one from a clock running ahead: what counts is
+    # when this worker recorded them, or one bad date would empty the index on every prune.
+    backfill = StoryEntry("backfill", simhash("arsip pemilu tahun lalu di Surabaya"), "s-b", -10 * WINDOW_S)
+    index.put(backfill, bands(backfill.fingerprint))
+    future = _changelog_event("future", simhash("jadwal kereta cepat tahun depan"), "s-f", 1000.0 + 9 * WINDOW_S)
+    asyncio.run(index.on_changelog_event(future))
     index.prune()
-    assert list(index.table.data) == ["new"] and index.table.data._key_partition == {}
-    assert {e.article_id for key in index.bands for e in index.candidates(key)} == {"new"}
-
-
-def test_story_index_prunes_a_late_old_entry_and_keeps_its_newer_neighbour():
-    index = TableStoryIndex()
-    index.attach(_Table())
-    fingerprint = simhash("banjir merendam ratusan rumah di Bekasi setelah hujan deras semalam")
-    newer, late = StoryEntry("newer", fingerprint, "s", 100.0), StoryEntry("late", fingerprint, "s", 50.0)
-    index.put(newer, bands(fingerprint))
-    index.put(late, bands(fingerprint))  # arrives after a newer copy: both in the same bands
-    far = StoryEntry("far", simhash("pemilu kepala daerah digelar serentak"), "t", 60.0 + WINDOW_S)
-    index.put(far, bands(far.fingerprint))
+    assert sorted(index.table.data) == ["backfill", "old"]  # nothing held a window long yet
+    now[0] = WINDOW_S + 1.0
     index.prune()
-    assert [e.article_id for e in index.candidates(bands(fingerprint)[0])] == ["newer"]
-    assert sorted(index.table.data) == ["far", "newer"]
+    assert sorted(index.table.data) == ["backfill"] and index.table.data._key_partition == {}
+    assert {e.article_id for key in index.bands for e in index.candidates(key)} == {"backfill", "future"}
+    assert sorted(index.recorded_at) == ["backfill", "future"]
