@@ -46,6 +46,9 @@ class Publisher:
         self.renew = renew
         self.last_send_ok = True
         self.failures = 0
+        # (id, revision) of the articles being sent now: pending, but not for `resend_pending` to send
+        # again (the crawl loop's timer resent an article a fetch was still sending: two copies).
+        self._sending: set[tuple[str, int]] = set()
 
     def _send_and_wait(self, message: dict[str, Any]) -> None:
         value, headers = self.codec.encode(message)
@@ -58,6 +61,8 @@ class Publisher:
         self.codec.validate(message)
         self.state.add_pending(message, frontier_url)
         CRAWLER_PENDING.set(self.state.pending_count())
+        sending = (message["id"], message["revision"])
+        self._sending.add(sending)
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._send_and_wait, message)
         except KafkaError as exc:
@@ -68,6 +73,8 @@ class Publisher:
             if self.renew is not None and self.failures >= RENEW_AFTER_FAILURES and self._broker_answers():
                 await asyncio.get_running_loop().run_in_executor(None, self._renew)
             return False
+        finally:
+            self._sending.discard(sending)
         self.last_send_ok = True
         self.failures = 0
         self.state.acknowledged(message, frontier_url)
@@ -75,9 +82,12 @@ class Publisher:
         return True
 
     async def resend_pending(self) -> int:
-        """Send everything still pending (after a restart or an outage). Returns how many got through."""
+        """Send everything still pending (after a restart or an outage) that is not being sent right
+        now. Returns how many got through."""
         sent = 0
         for message, frontier_url in self.state.pending():
+            if (message["id"], message["revision"]) in self._sending:
+                continue
             if await self.publish(message, frontier_url):
                 sent += 1
             else:

@@ -80,3 +80,36 @@ def test_no_replacement_while_the_broker_is_away(contracts, tmp_path, monkeypatc
     publisher.close_renewed(stuck)  # a flush that cannot complete is bounded, and the article stays pending
     assert not stuck.closed and state.pending_count() == 1
     state.close()
+
+
+def test_a_resend_leaves_alone_an_article_whose_send_is_in_flight(contracts, tmp_path):
+    import threading
+
+    release = threading.Event()
+
+    class SlowFuture:
+        def get(self, timeout):
+            release.wait(10)  # the broker's acknowledgement, a moment later
+
+    class SlowProducer(Producer):
+        def send(self, topic, key, value, headers):
+            self.sent.append(key)
+            return SlowFuture()
+
+    producer = SlowProducer(fail=False)
+    state = CrawlState(tmp_path / "state.sqlite")
+    publisher = Publisher(producer, "articles.raw", Codec.for_topic(contracts, "articles_raw"), state)
+    article = example(contracts)
+
+    async def go():
+        sending = asyncio.create_task(publisher.publish(article, None))
+        while not producer.sent:  # the fetch's send is out, unacknowledged: the article is pending
+            await asyncio.sleep(0.01)
+        assert state.pending_count() == 1
+        assert await publisher.resend_pending() == 0  # the crawl loop's timer fires meanwhile
+        release.set()
+        assert await sending
+
+    asyncio.run(go())
+    assert producer.sent == [article["id"].encode()] and state.pending_count() == 0
+    state.close()
