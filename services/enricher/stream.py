@@ -95,7 +95,7 @@ class TableStoryIndex:
         self.table = None
         self.waits: ChangelogWaits | None = None
         self.bands: dict[str, list[StoryEntry]] = {}
-        self.recorded_at: dict[str, float] = {}  # article id → when this worker recorded it
+        self.held: dict[str, tuple[StoryEntry, float]] = {}  # article id → its entry, when recorded here
         self.clock = clock
 
     def attach(self, table) -> None:
@@ -115,17 +115,19 @@ class TableStoryIndex:
             return
         fingerprint, story_id, seen_at = event.value
         entry = StoryEntry(event.key, int(fingerprint, 16), story_id, seen_at)
+        if self.held.get(entry.article_id, (None,))[0] == entry:  # this worker's own write, read back
+            return
         self._record(entry, bands(entry.fingerprint))
 
     def prune(self) -> None:
         """Forget entries held for longer than the story window, in the map and in the table's local
         store (no tombstones: every worker prunes its own copy)."""
         horizon = self.clock() - WINDOW_S
-        gone = {article for article, at in self.recorded_at.items() if at < horizon}
+        gone = {article for article, (_, at) in self.held.items() if at < horizon}
         if not gone:
             return
         for article in gone:
-            del self.recorded_at[article]
+            del self.held[article]
         for band, entries in list(self.bands.items()):
             kept = [e for e in entries if e.article_id not in gone]
             if not kept:
@@ -139,17 +141,17 @@ class TableStoryIndex:
             for article in gone:
                 store.pop(article, None)
                 restored_partitions.pop(article, None)
-        ENRICHER_STORY_ENTRIES.set(len(self.recorded_at))
+        ENRICHER_STORY_ENTRIES.set(len(self.held))
 
     async def stored(self) -> None:
         """Wait until every story decision so far is in the changelog topic."""
         await self.waits.stored()
 
     def _record(self, entry: StoryEntry, keys: list[str]) -> None:
-        self.recorded_at[entry.article_id] = self.clock()
+        self.held[entry.article_id] = (entry, self.clock())
         for key in keys:
             self.bands[key] = band_after_put(self.bands.get(key, ()), entry, BAND_ENTRIES)
-        ENRICHER_STORY_ENTRIES.set(len(self.recorded_at))
+        ENRICHER_STORY_ENTRIES.set(len(self.held))
 
 
 def build_app(

@@ -186,4 +186,4 @@ def test_story_index_forgets_what_it_has_held_for_longer_than_the_window():
     index.prune()
     assert sorted(index.table.data) == ["backfill"] and index.table.data._key_partition == {}
     assert {e.article_id for key in index.bands for e in index.candidates(key)} == {"backfill", "future"}
-    assert sorted(index.recorded_at) == ["backfill", "future"]
+    assert sorted(index.held) == ["backfill", "future"]
