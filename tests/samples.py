@@ -159,3 +159,19 @@ def stop(*procs) -> None:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def send_articles(producer, codec, topic: str, articles: list[dict]) -> None:
+    """Encode (validating) and send each article keyed by its id; returns once the broker has them."""
+    for article in articles:
+        value, headers = codec.encode(article)
+        producer.send(topic, key=article["id"].encode(), value=value, headers=headers)
+    producer.flush()
+
+
+def metric_value(port: int, name: str) -> float:
+    """The sum of a metric's samples (lines starting with `name`) on a process's /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from pantau.enricher.core import Enricher
 from pantau.enricher.fingerprint import MemoryStoryIndex
 from pantau.enricher.terms import TermMatcher, load_terms
 from tests.bench.figures import BenchStage, Figure
-from tests.samples import free_port, topic_env, topic_names
+from tests.samples import free_port, metric_value, send_articles, topic_env, topic_names
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lid" / "idms-news.jsonl.gz"
 
@@ -73,9 +72,7 @@ def _pure(warm_up: list[dict], articles: list[dict]) -> float:
 
 def _enrich_cpu(port: int) -> float:
     """The worker's own count of CPU seconds spent inside the pure enrichment."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    return float(next(line.split()[1] for line in text.splitlines()
-                      if line.startswith("pantau_enricher_enrich_cpu_seconds_total")))  # fmt: skip
+    return metric_value(port, "pantau_enricher_enrich_cpu_seconds_total")
 
 
 def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, float, float]:
@@ -89,10 +86,7 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
     producer = make_producer(kafka, "bench")
 
     def send(batch: list[dict]) -> None:
-        for article in batch:
-            value, headers = codec.encode(article)
-            producer.send(names.articles_raw, key=article["id"].encode(), value=value, headers=headers)
-        producer.flush()
+        send_articles(producer, codec, names.articles_raw, batch)
 
     send(warm_up)
     port = free_port()

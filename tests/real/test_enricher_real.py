@@ -24,7 +24,7 @@ from pantau.crawler.extract import extract
 from pantau.crawler.sources import Source
 from pantau.demo import newsite
 from pantau.enricher.fingerprint import distance, simhash
-from tests.samples import free_port, read_records, stop, topic_env, wait_for
+from tests.samples import free_port, metric_value, read_records, send_articles, stop, topic_env, wait_for
 
 BASE = "https://www.kompas.tv"
 SOURCE = Source(id="kompastv", name="Kompas TV", homepage=BASE, country="ID", languages=["id"],
@@ -132,13 +132,10 @@ def fingerprint(article: dict) -> int:
 
 
 def _metric(port: int, name: str) -> float:
-    import urllib.request
-
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return metric_value(port, name)
     except OSError:  # not serving yet
         return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
 def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contracts, applied_topics, worker_env,
@@ -147,10 +144,7 @@ def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contrac
     producer = make_producer(kafka_settings, "tests")
 
     def send(batch: list[dict]) -> None:
-        for article in batch:
-            value, headers = codec.encode(article)
-            producer.send(applied_topics.articles_raw, key=article["id"].encode(), value=value, headers=headers)
-        producer.flush()
+        send_articles(producer, codec, applied_topics.articles_raw, batch)
 
     def enriched(ids: set[str]) -> dict[str, dict]:
         records = read_records(kafka_settings, applied_topics.articles_enriched,
