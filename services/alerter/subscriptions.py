@@ -30,6 +30,17 @@ from pantau.crawler.guard import parse_ip_literal, refusal
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
+class _TextTimestampLoader(yaml.SafeLoader):
+    """YAML as the schema sees JSON: an unquoted `muted_until: 2025-12-01T00:00:00Z` stays the text it
+    is (the schema checks its format), not a datetime object the validator cannot take."""
+
+
+_TextTimestampLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class SubscriptionError(ValueError):
     """One or more subscriptions are invalid; the message lists each problem on its own line."""
 
@@ -54,6 +65,8 @@ def check(sub: Any, codec: Codec, origin: str) -> list[str]:
         codec.validate(sub)
     except InvalidMessage as exc:
         problems.append(f"{name}: {exc.field}: {exc.reason}")
+    except (TypeError, ValueError, RecursionError) as exc:  # YAML that is not JSON: !!binary, !!set, int keys
+        return [f"{name}: not JSON data (strings, numbers, lists and mappings with string keys): {exc}"]
     if isinstance(sub.get("query"), str):
         try:
             parse_query(sub["query"])
@@ -141,8 +154,8 @@ def parse_file(path: Path, codec: Codec) -> tuple[list[Loaded], list[str]]:
     except (OSError, UnicodeDecodeError) as exc:
         return [], [f"{path}: cannot read: {exc}"]
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_TextTimestampLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
         return [], [f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]
     items = doc if isinstance(doc, list) else [doc]
     loaded, problems = [], []

@@ -56,6 +56,23 @@ def test_every_problem_is_reported_with_its_file_and_field(tmp_path, codec):
     assert len(caught.value.problems) == 5
 
 
+def test_an_unquoted_time_is_the_text_written_and_yaml_beyond_json_is_a_problem_not_a_crash(tmp_path, codec):
+    body = "owner: d\nquery: amunisi\nmodes: [spike]\nchannels: {}\n"
+    (tmp_path / "muted.yaml").write_text("id: desk-muted\nmuted_until: 2025-12-01T00:00:00Z\n" + body)
+    assert load(tmp_path / "muted.yaml", codec)[0]["muted_until"] == "2025-12-01T00:00:00Z"
+    (tmp_path / "binary.yaml").write_text("id: desk-bin\nname: !!binary aGVsbG8=\n" + body)
+    (tmp_path / "intkey.yaml").write_text("id: desk-int\n1: x\n" + body)
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "muted.yaml").unlink()
+    with pytest.raises(SubscriptionError) as caught:
+        load(tmp_path, codec)
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any("binary.yaml (desk-bin): not JSON data" in p for p in problems)
+    assert any("intkey.yaml (desk-int): not JSON data" in p for p in problems)
+    assert any("deep.json: not valid JSON" in p for p in problems)
+
+
 def test_a_missing_path_and_an_empty_folder_are_errors(tmp_path, codec):
     with pytest.raises(SubscriptionError, match="no such file"):
         load(tmp_path / "nope", codec)
