@@ -26,6 +26,7 @@ it in changelog-backed tables."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from typing import Any
 from scipy.stats import nbinom, poisson
 
 QUIET, FIRING, COOLDOWN = "quiet", "firing", "cooldown"
+EARLIEST_KEPT = 32  # publication times that must be as old as the history claimed (see Volume.earliest)
 
 
 @dataclass(frozen=True)
@@ -169,23 +171,31 @@ class Volume:
     s_vol: float = 0.0  # decayed sum of closed buckets' volume
     mean: float = 0.0  # decayed mean volume per closed bucket
     now: float = 0.0  # stream time
-    first: float | None = None  # the first publication time counted: how much history there is
+    # The EARLIEST_KEPT earliest publication times counted, ascending: how much history there is. Not
+    # the one earliest: a single article dated 1970 (a CMS fault) would make a fresh deployment look
+    # 56 years old and switch its first-day silence off.
+    earliest: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"b": {str(k): v for k, v in self.buckets.items()}, "c": self.closed, "s": self.s_vol,
-                "m": self.mean, "t": self.now, "f": self.first}  # fmt: skip
+                "m": self.mean, "t": self.now, "e": self.earliest}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Volume:
         if not d:
             return cls()
-        return cls({int(k): v for k, v in d["b"].items()}, d["c"], d["s"], d["m"], d["t"], d.get("f"))
+        # state written before "e" kept one earliest time, "f": it starts the list
+        earliest = d.get("e") or ([d["f"]] if d.get("f") is not None else [])
+        return cls({int(k): v for k, v in d["b"].items()}, d["c"], d["s"], d["m"], d["t"], list(earliest))
 
     def history_s(self) -> float:
-        return 0.0 if self.first is None else self.now - self.first
+        """Stream time since the EARLIEST_KEPT-th earliest publication: 0 until that many articles."""
+        return self.now - self.earliest[-1] if len(self.earliest) >= EARLIEST_KEPT else 0.0
 
     def count(self, t: float, cfg: DetectorConfig, n: int = 1) -> None:
-        self.first = t if self.first is None else min(self.first, t)
+        if len(self.earliest) < EARLIEST_KEPT or t < self.earliest[-1]:
+            bisect.insort(self.earliest, t)
+            del self.earliest[EARLIEST_KEPT:]
         b = bucket_of(t, cfg.bucket_s)
         if self.closed is not None and b <= self.closed:
             self.s_vol += n  # late: into the baseline directly
@@ -228,8 +238,10 @@ class Volume:
 
 @dataclass
 class WatchState:
-    buckets: dict[int, list[Any]] = field(default_factory=dict)  # b -> [stories, articles, sources, tops]
-    stories: dict[str, int] = field(default_factory=dict)  # story id -> bucket first counted (dedup)
+    # b -> [stories, articles, sources, tops, backfilled stories]: the baseline learns from every story;
+    # windows, floors, sources and top articles take the live ones only (backfill never alerts as news).
+    buckets: dict[int, list[Any]] = field(default_factory=dict)
+    stories: dict[str, int] = field(default_factory=dict)  # live story id -> bucket first counted (dedup)
     closed: int | None = None
     s_term: float = 0.0
     disp: dict[int, list[float]] = field(default_factory=dict)  # window -> [sum (o-e)^2, sum e]
@@ -238,11 +250,12 @@ class WatchState:
     cooldown_until: int = -1
     cooldown_level: int = 0
     last_seen: float = 0.0
+    backfilled: dict[str, int] = field(default_factory=dict)  # backfilled story id -> its bucket (dedup)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "b": {str(k): v for k, v in self.buckets.items()},
-            "st": self.stories, "c": self.closed, "s": self.s_term,
+            "st": self.stories, "bf": self.backfilled, "c": self.closed, "s": self.s_term,
             "d": {str(k): v for k, v in self.disp.items()},
             "state": self.state, "inc": self.incident, "cu": self.cooldown_until,
             "cl": self.cooldown_level, "ls": self.last_seen,
@@ -253,7 +266,8 @@ class WatchState:
         if not d:
             return cls()
         return cls({int(k): v for k, v in d["b"].items()}, dict(d["st"]), d["c"], d["s"],
-                   {int(k): v for k, v in d["d"].items()}, d["state"], d["inc"], d["cu"], d["cl"], d["ls"])  # fmt: skip
+                   {int(k): v for k, v in d["d"].items()}, d["state"], d["inc"], d["cu"], d["cl"], d["ls"],
+                   dict(d.get("bf") or {}))  # fmt: skip
 
 
 def incident_id(watch: str, start_bucket: int) -> str:
@@ -350,6 +364,9 @@ class Detector:
         if len(ws.stories) > cfg.max_stories_kept or any(v <= horizon for v in ws.stories.values()):
             kept = [(s, b) for s, b in ws.stories.items() if b > horizon]
             ws.stories = dict(kept[-cfg.max_stories_kept :])
+        if len(ws.backfilled) > cfg.max_stories_kept or any(v <= horizon for v in ws.backfilled.values()):
+            kept = [(s, b) for s, b in ws.backfilled.items() if b > horizon]
+            ws.backfilled = dict(kept[-cfg.max_stories_kept :])
 
     def add(self, ws: WatchState, hit: Hit) -> bool:
         """Count a hit. False when it only fed the baseline (late, backfill) or repeats a story."""
@@ -362,21 +379,35 @@ class Detector:
             entry = ws.buckets.get(ws.stories[hit.story_id])
             if entry is not None:
                 entry[1] += 1
-                if hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
+                if not hit.backfill and hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
                     entry[2].append(hit.source)
+            return False
+        if hit.story_id in ws.backfilled:
+            entry = ws.buckets.get(ws.backfilled[hit.story_id])
+            if entry is not None:
+                entry[1] += 1
             return False
         if late:
             ws.s_term += 0.0 if ws.state != QUIET else 1.0
             return False
-        ws.stories[hit.story_id] = b
-        entry = ws.buckets.setdefault(b, [0, 0, [], []])
+        entry = ws.buckets.setdefault(b, [0, 0, [], [], 0])
         entry[0] += 1
         entry[1] += 1
+        if hit.backfill:
+            # In its bucket for the baseline (and its dispersion), apart for the alert: stories a new
+            # source backfills from the last hour are history, not news, and a live article must not
+            # fire on them.
+            ws.backfilled[hit.story_id] = b
+            if len(entry) < 5:
+                entry.append(0)  # a bucket from state written before backfill was kept apart
+            entry[4] += 1
+            return False
+        ws.stories[hit.story_id] = b
         if hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
             entry[2].append(hit.source)
         if len(entry[3]) < cfg.max_top_articles:
             entry[3].append(hit.article)
-        return not hit.backfill
+        return True
 
     def window_stats(self, ws: WatchState, w: int, now_bucket: int) -> tuple[int, int, list[str], float]:
         stories = articles = 0
@@ -386,8 +417,9 @@ class Detector:
             entry = ws.buckets.get(b)
             if not entry:
                 continue
-            stories += entry[0]
-            articles += entry[1]
+            backfilled = entry[4] if len(entry) > 4 else 0
+            stories += entry[0] - backfilled
+            articles += entry[1] - backfilled
             for s in entry[2]:
                 if s not in seen:
                     seen.add(s)

@@ -110,6 +110,16 @@ def test_backfill_builds_the_baseline_and_never_alerts():
     assert run(background() + history_surge) == []
 
 
+def test_a_live_article_does_not_fire_on_stories_backfilled_from_the_last_hour():
+    """A new source backfills 12 stories of the last 45 minutes (in buckets still open), then one live
+    article comes: the backfill is history, so no spike; the same 12 stories live are one."""
+    backfill = surge("amunisi", SPIKE_AT - 2700, 12, 6, span_s=2400, history=True)
+    live = surge("amunisi", SPIKE_AT + 60, 1, 1, seed=1)
+    assert run(background() + backfill + live) == []
+    as_news = [Ev(e.time, e.story_id, e.source, e.terms) for e in backfill]
+    assert [term for term, _ in run(background() + as_news + live)] == ["amunisi"]
+
+
 def test_history_raises_the_baseline_of_a_term_that_is_always_busy():
     """A term in 20% of stories in the history is not a spike at that rate later."""
     rng = random.Random(5)
@@ -250,4 +260,6 @@ def test_watches_firing_on_the_same_stories_merge_into_one_incident():
 def test_a_fresh_deployment_fires_nothing_before_it_has_a_day_of_history():
     early = background(days=3, history_days=0) + surge("amunisi", T0 + 10 * 3600, 15, 8)
     assert run(early) == []  # every watch is new on the first day: no flood
+    misdated = Ev(0.0, "epoch-story", "cms", ())  # one article dated 1970 is not 56 years of history
+    assert run([*early, misdated]) == []
     assert [term for term, _ in run(early, cfg=DetectorConfig(min_history_s=0))] == ["amunisi"]
