@@ -531,9 +531,12 @@ class Merger:
     coverage) become one incident: the first to fire names it, the others are `related`. Decisions
     depend only on the order firings arrive in, so a replay in the same order re-derives them."""
 
-    min_overlap: float = 0.3
-    horizon_s: float = 24 * 3600
-    open: dict[str, dict[str, Any]] = field(default_factory=dict)  # incident id -> {"stories", "watches", "t"}
+    min_overlap: float = 0.3  # shared stories / the smaller incident's: "Kim Jong Un" inside "amunisi" merges
+    min_shared: int = 2  # and never on one story: one shared story of three is a coincidence
+    horizon_s: float = 24 * 3600  # a group is forgotten this long after its last firing once none is open ...
+    max_age_s: float = 7 * 24 * 3600  # ... or this long after it, open or not (a watch forgotten mid-incident)
+    # incident id -> {"stories", "watches", "t", "live": member incident ids not yet resolved}
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)
     alias: dict[str, str] = field(default_factory=dict)  # watch incident id -> merged incident id
 
     def to_dict(self) -> dict[str, Any]:
@@ -549,7 +552,12 @@ class Merger:
     def assign(self, firing: Firing, label: str) -> tuple[str, list[str]]:
         """The merged incident id for this firing and the labels of the other watches in it."""
         t = firing.detected_at
-        for key in [k for k, v in self.open.items() if t - v["t"] > self.horizon_s]:
+        # A group lives while one of its incidents is open: an incident held open by its day-long
+        # window can resolve more than a day after its last update, and must resolve under the id
+        # its subscribers were told.
+        expired = [k for k, v in self.open.items()
+                   if t - v["t"] > (self.max_age_s if v.get("live", True) else self.horizon_s)]  # fmt: skip
+        for key in expired:
             del self.open[key]
         self.alias = {k: v for k, v in self.alias.items() if v in self.open}
         merged = self.alias.get(firing.incident_id)
@@ -557,15 +565,22 @@ class Merger:
         if merged is None and stories:
             best, best_overlap = None, 0.0
             for key, group in self.open.items():
-                overlap = len(stories & set(group["stories"])) / min(len(stories), len(group["stories"]) or 1)
-                if overlap > best_overlap:
+                shared = len(stories & set(group["stories"]))
+                overlap = shared / min(len(stories), len(group["stories"]) or 1)
+                if shared >= self.min_shared and overlap > best_overlap:
                     best, best_overlap = key, overlap
             merged = best if best is not None and best_overlap >= self.min_overlap else None
         if merged is None:
             merged = firing.incident_id
-        group = self.open.setdefault(merged, {"stories": [], "watches": [], "t": t})
+        group = self.open.setdefault(merged, {"stories": [], "watches": [], "t": t, "live": []})
         group["t"] = t
         group["stories"] = sorted(set(group["stories"]) | stories)[-1000:]
+        live = set(group.get("live", []))
+        if firing.state == "resolved":
+            live.discard(firing.incident_id)
+        else:
+            live.add(firing.incident_id)
+        group["live"] = sorted(live)
         if all(key != firing.watch for key, _ in group["watches"]):
             group["watches"].append([firing.watch, label])
         self.alias[firing.incident_id] = merged

@@ -257,6 +257,31 @@ def test_watches_firing_on_the_same_stories_merge_into_one_incident():
     assert restored.assign(_firing("entity:putin", ["s2", "s3", "s4", "s5"]), "Vladimir Putin")[0] == a
 
 
+def test_a_merged_incident_keeps_its_id_until_it_resolves_however_long_it_stays_open():
+    merger = Merger()
+    kim, _ = merger.assign(_firing("entity:kim", ["s1", "s2", "s3", "s4"]), "Kim Jong Un")
+    assert merger.assign(_firing("entity:putin", ["s2", "s3", "s4", "s5"]), "Vladimir Putin")[0] == kim
+    later = 30 * 3600  # held open by a day-long window: resolved more than a day after its last update
+    resolved = Firing("entity:putin", "inc-entity:putin", 2, "resolved", later, 96, 0, 3600, 4, 4, [], 0.1, 0.0, [],
+                      ["s2", "s3", "s4", "s5"])  # fmt: skip
+    assert merger.assign(resolved, "Vladimir Putin")[0] == kim
+    # once nothing in it is open, a group is forgotten after the horizon; one still open lives a week
+    merger.assign(Firing("entity:kim", "inc-entity:kim", 2, "resolved", later, 4, 0, 3600, 4, 4, [], 0.1, 0.0, [],
+                         ["s1"]), "Kim Jong Un")  # fmt: skip
+    assert merger.assign(_firing("term:x", ["y1", "y2"], t=later + 25 * 3600), "x")[0] == "inc-term:x"
+    assert "inc-entity:kim" not in merger.open
+
+
+def test_one_shared_story_does_not_merge_a_small_incident_into_a_broad_one():
+    merger = Merger()
+    broad = [f"b{i}" for i in range(400)]
+    merger.assign(_firing("entity:indonesia", broad), "Indonesia")
+    flood, _ = merger.assign(_firing("query:banjir", ["b7", "f1", "f2"]), "banjir bekasi")
+    assert flood == "inc-query:banjir"
+    both, _ = merger.assign(_firing("query:summit", ["b1", "b2", "f9"]), "summit")
+    assert both == "inc-entity:indonesia"  # two of its three stories are in the broad one: related
+
+
 def test_a_fresh_deployment_fires_nothing_before_it_has_a_day_of_history():
     early = background(days=3, history_days=0) + surge("amunisi", T0 + 10 * 3600, 15, 8)
     assert run(early) == []  # every watch is new on the first day: no flood
