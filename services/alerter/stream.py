@@ -33,7 +33,7 @@ from pantau.alerter.engine import Engine, EngineConfig, Renderer, Subscriptions,
 from pantau.alerter.feed import SubscriptionFeed
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
-from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
+from pantau.common.dlq import ROOM_BYTES, DeadLetterLimit, Provenance, dead_letter_headers, fit_dead_letter
 from pantau.common.errors import InvalidMessage
 from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
 from pantau.common.health import Health
@@ -124,8 +124,10 @@ def build_app(
 
     async def dead_letter(event, exc: Exception, headers, topic_id: str) -> None:
         provenance = Provenance(event.message.topic, event.message.partition, event.message.offset, SERVICE)
+        value, letter = fit_dead_letter(event.value, dead_letter_headers(provenance, exc, headers),
+                                        kafka.max_message_bytes - ROOM_BYTES)  # fmt: skip
         await dlq_topic.send(key=event.key if isinstance(event.key, bytes) else str(event.key).encode(),
-                             value=event.value, headers=dead_letter_headers(provenance, exc, headers))  # fmt: skip
+                             value=value, headers=letter)  # fmt: skip
         DEAD_LETTERS.labels(SERVICE, topic_id, type(exc).__name__).inc()
 
     # ---- 1. route ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Pure: builds the provenance headers and judges the dead-letter ratio. The Kafka 
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pantau.common.errors import DeadLetterLimitExceeded
 
 HEADER_PREFIX = "pantau-dlq-"
 MAX_REASON_CHARS = 2000
+ROOM_BYTES = 64 * 1024  # kept free below the broker's message limit for the key and the batch framing
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,22 @@ def dead_letter_headers(
         "time": (now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
     }
     return kept + [(HEADER_PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
+
+
+def fit_dead_letter(
+    value: bytes | None, headers: list[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """A dead letter the broker takes. The original was within its limit compressed, and may not be
+    with our headers: a letter the broker refuses would be retried forever and stop the stage. Past
+    `max_bytes` the value is cut, and headers say its full size and SHA-256 (find it at its source
+    offset while the topic keeps it)."""
+    header_bytes = sum(len(k) + len(v) for k, v in headers)
+    if value is None or len(value) + header_bytes <= max_bytes:
+        return value, headers
+    extra = [(HEADER_PREFIX + "truncated-from", str(len(value)).encode()),
+             (HEADER_PREFIX + "sha256", hashlib.sha256(value).hexdigest().encode())]  # fmt: skip
+    budget = max(0, max_bytes - header_bytes - sum(len(k) + len(v) for k, v in extra))
+    return value[:budget], headers + extra
 
 
 def read_provenance(headers: list[tuple[str, bytes]]) -> dict[str, str]:

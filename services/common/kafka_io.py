@@ -20,7 +20,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError
 
 from pantau.common.contracts import Contracts
-from pantau.common.dlq import Provenance, dead_letter_headers
+from pantau.common.dlq import ROOM_BYTES, Provenance, dead_letter_headers, fit_dead_letter
 from pantau.common.metrics import DEAD_LETTERS
 from pantau.common.settings import KafkaSettings, TopicSettings
 from pantau.common.topics import TopicPlan, TopicState, desired_topics, plan_topics
@@ -124,12 +124,9 @@ class DeadLetterProducer:
         headers: list[tuple[str, bytes]] | None = None,
         source_topic_id: str | None = None,
     ) -> None:
-        future = self.producer.send(
-            self.topic,
-            key=key,
-            value=value,
-            headers=dead_letter_headers(provenance, error, headers),
-        )
+        max_bytes = self.producer.config["max_request_size"] - ROOM_BYTES
+        kept, letter = fit_dead_letter(value, dead_letter_headers(provenance, error, headers), max_bytes)
+        future = self.producer.send(self.topic, key=key, value=kept, headers=letter)
         future.get(timeout=self.timeout_s)
         DEAD_LETTERS.labels(self.service, source_topic_id or provenance.topic, type(error).__name__).inc()
         log.warning(

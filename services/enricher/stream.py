@@ -37,7 +37,7 @@ import faust
 from pantau.common.backoff import Backoff
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
-from pantau.common.dlq import DeadLetterLimit, Provenance, dead_letter_headers
+from pantau.common.dlq import ROOM_BYTES, DeadLetterLimit, Provenance, dead_letter_headers, fit_dead_letter
 from pantau.common.errors import InvalidMessage
 from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
 from pantau.common.health import Health
@@ -188,7 +188,7 @@ def build_app(
     limit = DeadLetterLimit(dlq_settings.max_ratio, dlq_settings.window, dlq_settings.min_messages)
     app.pantau_processed = 0  # for tests and the bench: events handled by this worker
 
-    max_value_bytes = kafka.max_message_bytes - 64 * 1024  # room for the key, headers and batch overhead
+    max_value_bytes = kafka.max_message_bytes - ROOM_BYTES  # room for the key, headers and batch framing
 
     async def send_all(results: list[_Outgoing]) -> None:
         """Send a batch's outputs and await every acknowledgement. faust acknowledges the batch's
@@ -233,7 +233,8 @@ def build_app(
                         log.exception("enrichment failed", extra={"offset": event.message.offset})
                     m = event.message
                     letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
-                    results.append(_Outgoing(event, dlq_topic, event.value, letter, None, exc))
+                    kept, letter = fit_dead_letter(event.value, letter, max_value_bytes)
+                    results.append(_Outgoing(event, dlq_topic, kept, letter, None, exc))
                 finally:
                     ENRICHER_SECONDS.observe(time.perf_counter() - started)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -10,10 +11,25 @@ from pantau.common.dlq import (
     DeadLetterLimit,
     Provenance,
     dead_letter_headers,
+    fit_dead_letter,
     original_headers,
     read_provenance,
 )
 from pantau.common.errors import DeadLetterLimitExceeded, InvalidMessage
+
+
+def test_a_dead_letter_over_the_broker_limit_is_cut_and_says_what_it_was():
+    headers = dead_letter_headers(Provenance("articles.raw", 0, 7, "enricher"), ValueError("x" * 5000))
+    small = b"{}"
+    assert fit_dead_letter(small, headers, 10_000) == (small, headers)
+    big = bytes(range(256)) * 40_000  # 10 MB, which the broker took compressed
+    value, letter = fit_dead_letter(big, headers, 1_000_000)
+    assert len(value) + sum(len(k) + len(v) for k, v in letter) <= 1_000_000
+    assert big.startswith(value) and len(value) > 990_000
+    provenance = read_provenance(letter)
+    assert provenance["truncated-from"] == str(len(big)) and provenance["offset"] == "7"
+    assert provenance["sha256"] == hashlib.sha256(big).hexdigest()
+    assert fit_dead_letter(None, headers, 100) == (None, headers)
 
 
 def test_headers_keep_the_originals_and_add_provenance():

@@ -104,6 +104,18 @@ def test_an_enriched_article_too_large_for_the_broker_is_dead_lettered(contracts
     letters = [kw for name, kw in sent if name == "dlq"]
     assert len(letters) == len(contracts.examples("article-raw", 1)) and "enriched" not in [n for n, _ in sent]
     assert all("over the limit" in read_provenance(kw["headers"])["reason"] for kw in letters)
+    # the letters too: a letter the broker refused would be retried forever and stop the worker
+    originals = {key: value for key, value, _ in raw_messages(contracts)}
+    for kw in letters:
+        assert len(kw["value"]) + sum(len(k) + len(v) for k, v in kw["headers"]) <= 2000
+        original, provenance = originals[kw["key"]], read_provenance(kw["headers"])
+        added = ("pantau-dlq-truncated-from", "pantau-dlq-sha256")
+        header_bytes = sum(len(k) + len(v) for k, v in kw["headers"] if k not in added)
+        if len(original) + header_bytes > 2000:  # no room for it beside its headers
+            assert original.startswith(kw["value"]) and provenance["truncated-from"] == str(len(original))
+        else:
+            assert kw["value"] == original and "truncated-from" not in provenance
+    assert any("truncated-from" in read_provenance(kw["headers"]) for kw in letters)
 
 
 def test_a_story_decision_the_broker_refuses_stops_the_worker_before_any_output(contracts, monkeypatch):
