@@ -37,11 +37,12 @@ def warm_up() -> float:
 
 
 @click.command("enrich")
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("file", type=click.File("rb"), default="-")
 def enrich_cmd(file) -> None:
     """Enrich raw articles offline: JSON lines in (FILE or standard input), enriched JSON lines out,
-    one per input line in the same order. A line that cannot be enriched yields
-    {"id": …, "error": …} in its place, and the exit code is 1."""
+    one per input line in the same order. A line that cannot be enriched (a blank one too) yields
+    {"id": …, "error": …, "line": n} in its place, with the input's id when it has one, and the exit
+    code is 1."""
     from pantau.common.codec import Codec
     from pantau.common.contracts import load_contracts
     from pantau.common.errors import InvalidMessage
@@ -53,23 +54,30 @@ def enrich_cmd(file) -> None:
     raw_codec = Codec.for_topic(contracts, "articles_raw")
     enricher = Enricher(_load_terms(EnricherSettings()), MemoryStoryIndex())
     failed = False
+    # Bytes, a line at a time: a line that is not UTF-8 is that line's error, not the whole run's.
     for n, line in enumerate(file, 1):
-        if not line.strip():
-            continue
-        article_id = None
         try:
-            raw = raw_codec.decode(line.encode("utf-8"))
-            article_id = raw["id"]
+            if not line.strip():
+                raise InvalidMessage("article-raw", 1, "(message)", "empty line")
+            raw = raw_codec.decode(line.rstrip(b"\r\n"))
             out = enricher.enrich(raw, datetime.fromisoformat(raw["crawled_at"]))
-        except InvalidMessage as exc:
+        except Exception as exc:  # one bad article (or an enrichment bug) must not stop a batch
             failed = True
-            out = {"id": article_id, "error": str(exc), "line": n}
-        except Exception as exc:  # an enrichment bug on one article must not stop a batch
-            failed = True
-            out = {"id": article_id, "error": f"{type(exc).__name__}: {exc}", "line": n}
+            error = str(exc) if isinstance(exc, InvalidMessage) else f"{type(exc).__name__}: {exc}"
+            out = {"id": _id_of(line), "error": error, "line": n}
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     if failed:
         sys.exit(1)
+
+
+def _id_of(line: bytes) -> str | None:
+    """The `id` of a JSON line, when it has a string one (a line the schema refuses keeps its id)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    article_id = value.get("id") if isinstance(value, dict) else None
+    return article_id if isinstance(article_id, str) else None
 
 
 @click.group()
