@@ -49,7 +49,7 @@ class Enricher:
             "language": {"code": language.code, "probability": round(language.probability, 4)},
             "entities": [m.as_dict() for m in mentions[:5000]],
             "canonical_entities": canonical_entities(mentions)[:1000],
-            "terms": self.terms.match(title_tokens + text_tokens, title_stems + text_stems, code),
+            "terms": self.terms.match_fields([(title_tokens, title_stems), (text_tokens, text_stems)], code),
             "stems": {"title": " ".join(title_stems), "text": " ".join(text_stems), "stemmer": stemmer_name(code)},
             "story": {"id": story_id, "fingerprint": fingerprint},
             "enriched_at": event_time.isoformat(),

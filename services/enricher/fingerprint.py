@@ -35,16 +35,22 @@ WINDOW_S = 3 * 24 * 3600  # a story older than this starts a new one when it res
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-@lru_cache(maxsize=200_000)
+MAX_CACHED_WORD_CHARS = 40  # longer "words" are junk (base64, URLs): hashed each time, never held
+
+
 def _hash64(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+_cached_hash64 = lru_cache(maxsize=200_000)(_hash64)
 
 
 def simhash(text: str) -> int:
     words = _WORD.findall(text.lower())
     if not words:
         return 0
-    hashes = np.fromiter((_hash64(w) for w in words), dtype=np.uint64, count=len(words))
+    hashes = np.fromiter((_cached_hash64(w) if len(w) <= MAX_CACHED_WORD_CHARS else _hash64(w) for w in words),
+                         dtype=np.uint64, count=len(words))  # fmt: skip
     bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
     votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(words)
     return int.from_bytes(np.packbits(votes > 0, bitorder="little").tobytes(), "little")
@@ -105,7 +111,10 @@ def assign_story(article_id: str, text: str, seen_at: float, index: StoryIndex) 
     The article's own earlier entry keeps its story: a replay (same fingerprint) or a revision with
     small edits. Otherwise the nearest recent entry within MAX_DISTANCE gives the story (ties: the
     earliest seen, then the smallest article id, so the choice does not depend on band order);
-    none: a new story named after this article."""
+    none: a new story named after this article. A text without a word (empty, emoji, punctuation) is
+    near nothing: its own story, not recorded."""
+    if not _WORD.search(text):
+        return hashlib.sha256(article_id.encode()).hexdigest()[:16], f"{0:016x}"
     fingerprint = simhash(text)
     keys = bands(fingerprint)
     near = []

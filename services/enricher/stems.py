@@ -18,7 +18,11 @@ import Stemmer
 from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
 TOKEN = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
-MAX_WORD_CHARS = 40  # longer "words" are junk (URLs, base64); kept lowercased, not stemmed
+MAX_WORD_CHARS = 40  # longer "words" are junk (URLs, base64); kept lowercased, not stemmed nor cached
+# Distinct word forms one text has stemmed; past them its words stay lowercased. News uses a few hundred;
+# 190 KB of words Sastrawi never saw took 6 s (a third of a millisecond each) and held the event loop.
+# Counted per text, cached or not, so the same text always gets the same stems whatever the cache holds.
+MAX_FORMS_PER_TEXT = 5000
 
 LEXICON_PATH = Path(__file__).resolve().parent / "models" / "stems-id.tsv.gz"
 # Word forms stemmed at run time beyond the lexicon; past this the cache is cleared back to the
@@ -35,9 +39,16 @@ _lock = threading.Lock()
 
 def sastrawi_stem(word: str) -> str:
     """Sastrawi's stem of one lowercased word form, uncached."""
-    if "-" in word:  # Sastrawi drops hyphenated reduplication ("negara-negara" → "negara") itself
-        return _sastrawi.stem(word) or word
-    if len(word) > MAX_WORD_CHARS or not word.isalpha():
+    if len(word) > MAX_WORD_CHARS:
+        return word
+    if "-" in word:
+        # A reduplication ("negara-negara", "pesaing-pesaingnya"): Sastrawi's own rule gives the root when
+        # both halves have it, else the word. Its word entry point, not its text one: that one keeps every
+        # text it ever saw in a dict nobody clears.
+        if not word.replace("-", "").isalpha():
+            return word
+        return _sastrawi_word_stemmer.stem_word(word) or word
+    if not word.isalpha():
         return word
     # The word itself, not Sastrawi's text entry point: that one re-normalises the text a word at a
     # time (a third of the time on a word it cannot stem) and turns letters outside a-z into spaces
@@ -62,6 +73,8 @@ def load_lexicon(path: Path = LEXICON_PATH) -> int:
 def _sastrawi_word(word: str) -> str:
     stem = _cache.get(word)
     if stem is None:
+        if len(word) > MAX_WORD_CHARS:
+            return word  # junk: never cached (a unique 190 KB token a text held 0.4 MB for good)
         if not _lexicon_size:
             load_lexicon()
             return _sastrawi_word(word)
@@ -82,13 +95,44 @@ def stemmer_name(language: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    return [t.lower() for t in TOKEN.findall(text)]
+    """Lowercased words. A hyphenated compound is its parts ("anti-korupsi" counts for "korupsi", "Jong-un"
+    is "Kim Jong Un"), as Elasticsearch's standard tokenizer splits the stemmed field; a reduplication
+    stays one word, which Sastrawi stems to its root ("negara-negara", "pesaing-pesaingnya": one half
+    within the other, a clitic after them allowed: "malaikat-malaikat-nya")."""
+    out = []
+    for token in TOKEN.findall(text):
+        token = token.lower()
+        if "-" in token and not _reduplication(token.split("-")):
+            out.extend(token.split("-"))
+        else:
+            out.append(token)
+    return out
+
+
+_CLITICS = frozenset({"ku", "mu", "nya", "lah", "kah", "tah", "pun"})
+
+
+def _reduplication(parts: list[str]) -> bool:
+    if len(parts) == 3 and parts[2] in _CLITICS:
+        parts = parts[:2]
+    if len(parts) != 2:
+        return False
+    a, b = parts
+    return bool(a and b) and (a in b or b in a)
 
 
 def stem_tokens(words: list[str], language: str) -> list[str]:
     """Stems of already lowercased tokens."""
     if language in ("id", "ms"):
-        return [_sastrawi_word(word) for word in words]
+        forms: set[str] = set()
+        stems = []
+        for word in words:
+            if word not in forms and len(forms) >= MAX_FORMS_PER_TEXT:
+                stems.append(word)
+                continue
+            forms.add(word)
+            stems.append(_sastrawi_word(word))
+        return stems
     if language == "en":
         return _snowball.stemWords(words)
     return list(words)

@@ -237,6 +237,9 @@ def build_app(
                     results.append(_Outgoing(event, dlq_topic, kept, letter, None, exc))
                 finally:
                     ENRICHER_SECONDS.observe(time.perf_counter() - started)
+                # Between articles the loop turns: a batch of long ones must not starve the
+                # heartbeat that /healthz reads, nor the producer's and the table's I/O.
+                await asyncio.sleep(0)
             try:
                 await story_index.stored()  # the decisions first: never an output a replay could contradict
             except Exception:

@@ -53,7 +53,10 @@ def parse_terms(text: str, origin: str = "<terms>") -> list[WatchedTerm]:
         unknown = set(entry) - {"term", "exact"}
         if unknown:
             raise TermsError(f"{origin}: terms[{n}] ({entry['term']}): unknown keys {sorted(unknown)}")
-        terms.append(WatchedTerm(entry["term"].strip(), bool(entry.get("exact", False))))
+        exact = entry.get("exact", False)
+        if not isinstance(exact, bool):  # bool("false") is True: a quoted "false" would mean exact
+            raise TermsError(f"{origin}: terms[{n}] ({entry['term']}): `exact` must be true or false, got {exact!r}")
+        terms.append(WatchedTerm(entry["term"].strip(), exact))
     return terms
 
 
@@ -92,13 +95,20 @@ class TermMatcher:
         return self._automata[key]
 
     def match(self, surface: list[str], stems: list[str], language: str) -> list[dict]:
-        """Counts of every watched term in an article, given its lowercased tokens and their stems."""
+        """Counts of every watched term in one field, given its lowercased tokens and their stems."""
+        return self.match_fields([(surface, stems)], language)
+
+    def match_fields(self, fields: list[tuple[list[str], list[str]]], language: str) -> list[dict]:
+        """Counts of every watched term over several fields (title, text), each matched on its own: a
+        phrase does not run from the end of the title into the text, as a phrase search on the
+        separately indexed fields would not."""
         counts: Counter[tuple[str, bool]] = Counter()
-        for exact, words in ((False, stems), (True, surface)):
-            automaton = self._automaton(language, exact)
-            if automaton is None or not words:
-                continue
-            for _, labels in automaton.iter(_framed(words)):
-                for label in labels:
-                    counts[(label, exact)] += 1
+        for surface, stems in fields:
+            for exact, words in ((False, stems), (True, surface)):
+                automaton = self._automaton(language, exact)
+                if automaton is None or not words:
+                    continue
+                for _, labels in automaton.iter(_framed(words)):
+                    for label in labels:
+                        counts[(label, exact)] += 1
         return [{"term": t, "count": c, "exact": e} for (t, e), c in sorted(counts.items())]

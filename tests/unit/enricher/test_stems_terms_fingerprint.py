@@ -79,7 +79,46 @@ def test_phrases_need_consecutive_words(matcher):
 def test_the_seed_article_counts_amunisi(matcher):
     found = match(matcher, SEED)
     assert found[("amunisi", False)] == SEED.lower().count("amunisi")
-    assert found[("Kim Jong Un", False)] == SEED.count("Kim Jong Un")
+    # "Kim Jong Un" four times and "Kim Jong-Un" once: a hyphenated name is its parts
+    assert SEED.count("Kim Jong Un") == 4 and SEED.count("Kim Jong-Un") == 1
+    assert found[("Kim Jong Un", False)] == 5
+
+
+def test_a_hyphenated_compound_counts_for_its_parts_and_a_reduplication_for_its_root():
+    matcher = TermMatcher(parse_terms("terms: [korupsi, banjir, nuklir, Kim Jong Un, negara, saing]"))
+    text = "Gerakan anti-korupsi pasca-banjir, Kim Jong-un, non-nuklir; negara-negara pesaing-pesaingnya"
+    found = match(matcher, text)
+    assert found == {("korupsi", False): 1, ("banjir", False): 1, ("Kim Jong Un", False): 1, ("nuklir", False): 1,
+                     ("negara", False): 1, ("saing", False): 1}  # fmt: skip
+    assert stem_text("anti-korupsi negara-negara", "id") == "anti korupsi negara"
+
+
+def test_a_phrase_does_not_run_from_the_title_into_the_text():
+    matcher = TermMatcher(parse_terms("terms: [harga beras]"))
+    title, text = tokens("Pemerintah Menaikkan Harga"), tokens("Beras impor tiba. Harga beras naik.")
+    fields = [(title, stem_tokens(title, "id")), (text, stem_tokens(text, "id"))]
+    assert matcher.match_fields(fields, "id") == [{"term": "harga beras", "count": 1, "exact": False}]
+
+
+def test_a_text_stems_at_most_its_budget_of_word_forms_whatever_the_cache_holds(monkeypatch):
+    from pantau.enricher import stems
+
+    monkeypatch.setattr(stems, "MAX_FORMS_PER_TEXT", 3)
+    words = ["amunisinya", "persenjataan", "amunisinya", "pertahanan", "membeli", "amunisinya"]
+    assert stem_tokens(words, "id") == ["amunisi", "senjata", "amunisi", "tahan", "membeli", "amunisi"]
+    stem_tokens(["membeli"], "id")  # now cached: the same text still gets the same stems
+    assert stem_tokens(words, "id")[4] == "membeli"
+
+
+def test_junk_words_are_not_cached():
+    from pantau.enricher import fingerprint, stems
+
+    junk = "x" * 190_000
+    before = len(stems._cache)
+    assert stem_tokens([junk], "id") == [junk] and len(stems._cache) == before
+    hashed = fingerprint._cached_hash64.cache_info().currsize
+    simhash(f"kata {junk} lain")
+    assert fingerprint._cached_hash64.cache_info().currsize <= hashed + 2
 
 
 def test_thousands_of_terms_one_automaton():
@@ -91,7 +130,8 @@ def test_thousands_of_terms_one_automaton():
 @pytest.mark.parametrize(
     ("text", "message"),
     [("terms: [{exact: true}]", r"terms\[0\]: needs a `term`"), ("terms: [{term: x, fuzzy: 2}]", "unknown keys"),
-     ("nope", "expected a mapping"), ("terms: [\n", "not valid YAML"), ("terms: ['!!']", "needs a `term`")],
+     ("nope", "expected a mapping"), ("terms: [\n", "not valid YAML"), ("terms: ['!!']", "needs a `term`"),
+     ('terms: [{term: x, exact: "false"}]', "`exact` must be true or false")],
 )  # fmt: skip
 def test_invalid_terms_files_say_where(text, message):
     with pytest.raises(TermsError, match=message):
@@ -158,6 +198,13 @@ def test_a_replay_keeps_its_recorded_story_whatever_arrived_since():
 def test_fingerprint_of_nothing():
     assert simhash("") == 0
     assert isinstance(simhash("🚀"), int)
+
+
+def test_texts_without_a_word_are_each_their_own_story():
+    index = MemoryStoryIndex()
+    stories = {assign_story(f"a{i}", text, 1000.0, index)[0] for i, text in enumerate(["", "📷 🎥🎥", "— …"])}
+    assert len(stories) == 3
+    assert assign_story("a0", "", 1000.0, index)[0] in stories  # still its own, on replay
 
 
 def test_the_stem_lexicon_is_sastrawis_own_stems():
