@@ -36,6 +36,7 @@ from pantau.alerter.detector import (
 )
 from pantau.alerter.kibana import discover_url
 from pantau.alerter.query import ArticleView, Query, parse_query
+from pantau.common.times import parse_timestamp
 
 FUTURE_SLACK_S = 300
 
@@ -44,7 +45,7 @@ def parse_time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = parse_timestamp(value)
     except ValueError:
         return None
     if moment.tzinfo is None:

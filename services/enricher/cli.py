@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
 
 import click
 
 from pantau.common.settings import EnricherSettings
+from pantau.common.times import parse_timestamp
 
 
 def _load_terms(settings: EnricherSettings):
@@ -60,7 +60,7 @@ def enrich_cmd(file) -> None:
             if not line.strip():
                 raise InvalidMessage("article-raw", 1, "(message)", "empty line")
             raw = raw_codec.decode(line.rstrip(b"\r\n"))
-            out = enricher.enrich(raw, datetime.fromisoformat(raw["crawled_at"]))
+            out = enricher.enrich(raw, parse_timestamp(raw["crawled_at"]))
         except Exception as exc:  # one bad article (or an enrichment bug) must not stop a batch
             failed = True
             error = str(exc) if isinstance(exc, InvalidMessage) else f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pantau import __version__
+from pantau.common.times import parse_timestamp
 from pantau.enricher.entities import canonical_entities, find_entities
 from pantau.enricher.fingerprint import StoryIndex, assign_story
 from pantau.enricher.language import detect_language
@@ -42,7 +43,7 @@ class Enricher:
         title_stems, text_stems = stem_tokens(title_tokens, code), stem_tokens(text_tokens, code)
         mentions = find_entities(title, text, code)
         story_id, fingerprint = assign_story(
-            raw["id"], f"{title}\n{text}", datetime.fromisoformat(raw["crawled_at"]).timestamp(), self.stories
+            raw["id"], f"{title}\n{text}", parse_timestamp(raw["crawled_at"]).timestamp(), self.stories
         )
         return {
             **raw,

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pantau.common.indices import monthly_index
+from pantau.common.times import parse_timestamp
 
 ENTITY_FIELDS = {"PER": "people", "ORG": "organisations", "LOC": "places"}
 
@@ -26,7 +27,7 @@ class IndexAction:
 
 
 def _month_of(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_timestamp(value)
 
 
 def _entity_fields(entities: list[dict[str, Any]]) -> dict[str, list[str]]:

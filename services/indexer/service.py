@@ -44,6 +44,7 @@ from pantau.common.metrics import (
 )
 from pantau.common.settings import IndexerSettings, TopicSettings
 from pantau.common.shutdown import ShutdownFlag
+from pantau.common.times import parse_timestamp
 from pantau.indexer.bulk import Batch, Item, Outcome, chunks, classify, describe_error
 from pantau.indexer.documents import alert_action, article_action
 
@@ -405,7 +406,7 @@ _FRESHNESS = (("published_at", INDEXER_FRESHNESS_SECONDS.labels("published")),
 def _observe_freshness(doc: dict, now: datetime) -> None:
     for field, histogram in _FRESHNESS:
         if doc.get(field):
-            age = (now - datetime.fromisoformat(doc[field].replace("Z", "+00:00"))).total_seconds()
+            age = (now - parse_timestamp(doc[field])).total_seconds()
             histogram.observe(max(0.0, age))
 
 

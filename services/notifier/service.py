@@ -51,6 +51,7 @@ from pantau.common.metrics import (
 )
 from pantau.common.settings import KafkaSettings, NotifierSettings, TopicSettings
 from pantau.common.shutdown import ShutdownFlag
+from pantau.common.times import parse_timestamp
 from pantau.notifier.core import (
     Grouper,
     Notification,
@@ -530,7 +531,7 @@ def _observe_latency(notification: Notification, now: float) -> None:
 
 @lru_cache(maxsize=4096)  # the same alert's times, once per subscriber told
 def _epoch(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_timestamp(value).timestamp()
 
 
 class _Listener(ConsumerRebalanceListener):
