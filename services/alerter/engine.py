@@ -116,8 +116,8 @@ class Subscriptions:
         if "spike" in sub["modes"]:
             key = f"query:{query.canonical}"
             self.watch_of[sub["id"]] = key
-            self.watches.setdefault(key, Watch(key, "query", sub.get("name") or query.text, query.text))
             self.watch_queries.setdefault(key, query)
+            self._relabel(key)
             if rethreshold:
                 self._rethreshold(key)
 
@@ -128,10 +128,23 @@ class Subscriptions:
         if key is not None:
             if key in self.watch_of.values():
                 self._rethreshold(key)
+                self._relabel(key)
             else:
                 self.watches.pop(key, None)
                 self.watch_queries.pop(key, None)
                 self.thresholds.pop(key, None)
+
+    def _relabel(self, key: str) -> None:
+        """The watch's label and query: its subscription's name and spelling while one owner has it, the
+        canonical query once several do (an alert goes to every owner: one's private name is not
+        another's to read)."""
+        ids = sorted(s for s, k in self.watch_of.items() if k == key)
+        first = self.by_id[ids[0]]
+        if len({self.by_id[s].get("owner") for s in ids}) == 1:
+            self.watches[key] = Watch(key, "query", first.get("name") or first["query"], first["query"])
+        else:
+            canonical = self.watch_queries[key].canonical
+            self.watches[key] = Watch(key, "query", canonical, canonical)
 
     def _rethreshold(self, key: str) -> None:
         self.thresholds[key] = loosest(thresholds_for(self.by_id[s].get("sensitivity"))
@@ -179,6 +192,7 @@ class Renderer:
         self.merger = merger or Merger()
 
     def render(self, firing: Firing, watch: Watch) -> dict[str, Any]:
+        watch = self.subs.watches.get(watch.key, watch)  # labelled as the subscriptions stand now
         incident, related = self.merger.assign(firing, watch.label)
         merged = incident != firing.incident_id
         # A watch merged into another's incident keeps its own revision line under that incident.

@@ -213,6 +213,26 @@ def test_replay_is_deterministic_and_muted_subscriptions_are_not_named(contracts
     assert all(a["subscription_ids"] == [] for a in muted)  # ... but nobody is told
 
 
+def test_an_alert_shared_by_two_owners_shows_neither_owners_name_or_spelling(contracts):
+    articles = alerter_stream(contracts, START, 60, 30, 54, backfill_hours=36)
+    private = {**VALID, "id": "a-investigations", "owner": "investigations", "name": "Probe: minister X arms deal",
+               "query": "Amunisi"}  # fmt: skip
+    other = {**VALID, "id": "b-defence", "owner": "defence-desk", "name": "Defence", "query": "amunisi"}
+
+    def spike_watches(subs):
+        engine = Engine(Subscriptions.of(subs))
+        return [a["watch"] for article in articles for a in engine.process(article) if a["kind"] == "spike"
+                and a["watch"]["type"] == "query"]  # fmt: skip
+
+    alone = spike_watches([private])
+    assert alone and all(w["label"] == private["name"] and w["query"] == "Amunisi" for w in alone)
+    shared = spike_watches([private, other])
+    assert shared and all(w["label"] == "amunisi" and w["query"] == "amunisi" for w in shared)
+    subs = Subscriptions.of([private, other])
+    subs.remove("b-defence")  # one owner again: its own name
+    assert subs.watches["query:amunisi"].label == private["name"]
+
+
 def test_event_time_is_clamped_to_first_seen():
     article = {"published_at": "2030-01-01T00:00:00Z", "first_seen_at": "2026-11-26T00:00:00Z"}
     assert event_time(article) == event_time({"first_seen_at": "2026-11-26T00:00:00Z"})
