@@ -16,10 +16,11 @@ def _contracts():
     return load_contracts(ContractSettings().schemas_dir)
 
 
-def _load(path: Path) -> list[dict]:
+def _load(path: Path, egress_check: bool = True) -> list[dict]:
     """Subscriptions from files, checked as the API checks them at registration: webhook hosts are
     resolved and refused unless public (PANTAU_NOTIFIER_ALLOW_LOOPBACK / _INTERNAL_HOSTS, the
-    notifier's own allowances, open loopback or name private hosts)."""
+    notifier's own allowances, open loopback or name private hosts). `egress_check=False` (a replay,
+    which sends nothing) skips the resolving: it works offline."""
     from pantau.alerter.subscriptions import SubscriptionError, load, system_resolve, webhook_egress_problems
     from pantau.common.codec import Codec
     from pantau.common.settings import NotifierSettings
@@ -29,6 +30,8 @@ def _load(path: Path) -> list[dict]:
     except SubscriptionError as exc:
         problems = exc.problems
     else:
+        if not egress_check:
+            return subs
         egress = NotifierSettings()
         problems = [f"{path} ({sub['id']}): {problem}" for sub in subs
                     for problem in webhook_egress_problems(sub, system_resolve, egress.allow_loopback,
@@ -131,7 +134,7 @@ def spikes_replay(file, subs_path: Path, no_entities: bool, no_terms: bool) -> N
     cfg.detector = type(cfg.detector)(
         bucket_s=settings.bucket_s, lateness_s=settings.lateness_s, min_history_s=settings.min_history_s
     )
-    engine = Engine(Subscriptions.of(_load(subs_path)), cfg)
+    engine = Engine(Subscriptions.of(_load(subs_path, egress_check=False)), cfg)
     bad = 0
     for n, line in enumerate(file, 1):
         if not line.strip():

@@ -155,6 +155,18 @@ def test_cli_check_refuses_a_loopback_webhook_unless_the_notifier_may_reach_loop
     assert CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)]).exit_code == 0
 
 
+def test_cli_replay_sends_nothing_so_it_resolves_no_webhook_host(tmp_path, monkeypatch):
+    def offline(host):
+        raise OSError(f"{host}: no network here")
+
+    monkeypatch.setattr(subscription_files, "system_resolve", offline)
+    write(tmp_path / "subs.yaml", hooked("https://hooks.example.org/x"))
+    assert CliRunner().invoke(main, ["subscriptions", "check", str(tmp_path)]).exit_code != 0  # check resolves
+    replayed = CliRunner().invoke(main, ["spikes", "replay", "--subscriptions", str(tmp_path / "subs.yaml"), "-"],
+                                  input="")  # fmt: skip
+    assert replayed.exit_code == 0, replayed.output
+
+
 def test_cli_new_prints_a_file_that_check_accepts(tmp_path, monkeypatch):
     monkeypatch.setattr(subscription_files, "system_resolve", fake_resolve)
     runner = CliRunner()
