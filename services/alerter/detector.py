@@ -36,6 +36,7 @@ from typing import Any
 from scipy.stats import nbinom, poisson
 
 QUIET, FIRING, COOLDOWN = "quiet", "firing", "cooldown"
+MAX_RECENT = 10  # article refs a watch state kept per bucket before "recent" (see WatchState.from_dict)
 EARLIEST_KEPT = 32  # publication times that must be as old as the history claimed (see Volume.earliest)
 
 
@@ -238,8 +239,8 @@ class Volume:
 
 @dataclass
 class WatchState:
-    # b -> [stories, articles, sources, tops, backfilled stories]: the baseline learns from every story;
-    # windows, floors, sources and top articles take the live ones only (backfill never alerts as news).
+    # b -> [stories, articles, sources, (unused), backfilled stories]: the baseline learns from every
+    # story; windows, floors and sources take the live ones only (backfill never alerts as news).
     buckets: dict[int, list[Any]] = field(default_factory=dict)
     stories: dict[str, int] = field(default_factory=dict)  # live story id -> bucket first counted (dedup)
     closed: int | None = None
@@ -251,11 +252,14 @@ class WatchState:
     cooldown_level: int = 0
     last_seen: float = 0.0
     backfilled: dict[str, int] = field(default_factory=dict)  # backfilled story id -> its bucket (dedup)
+    # The latest live articles, [bucket, article ref], for an alert's top articles: a few per watch, not
+    # ten per bucket (the state is written on every hit; 96 buckets of ten refs made it 0.5-16 MB).
+    recent: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "b": {str(k): v for k, v in self.buckets.items()},
-            "st": self.stories, "bf": self.backfilled, "c": self.closed, "s": self.s_term,
+            "st": self.stories, "bf": self.backfilled, "r": self.recent, "c": self.closed, "s": self.s_term,
             "d": {str(k): v for k, v in self.disp.items()},
             "state": self.state, "inc": self.incident, "cu": self.cooldown_until,
             "cl": self.cooldown_level, "ls": self.last_seen,
@@ -265,9 +269,15 @@ class WatchState:
     def from_dict(cls, d: dict[str, Any] | None) -> WatchState:
         if not d:
             return cls()
-        return cls({int(k): v for k, v in d["b"].items()}, dict(d["st"]), d["c"], d["s"],
+        buckets = {int(k): v for k, v in d["b"].items()}
+        recent = d.get("r")
+        if recent is None:  # state written before "r": its per-bucket article refs, newest kept
+            recent = [[b, ref] for b in sorted(buckets) for ref in buckets[b][3]][-MAX_RECENT:]
+            for entry in buckets.values():
+                entry[3] = []
+        return cls(buckets, dict(d["st"]), d["c"], d["s"],
                    {int(k): v for k, v in d["d"].items()}, d["state"], d["inc"], d["cu"], d["cl"], d["ls"],
-                   dict(d.get("bf") or {}))  # fmt: skip
+                   dict(d.get("bf") or {}), recent)  # fmt: skip
 
 
 def incident_id(watch: str, start_bucket: int) -> str:
@@ -364,6 +374,8 @@ class Detector:
         if len(ws.stories) > cfg.max_stories_kept or any(v <= horizon for v in ws.stories.values()):
             kept = [(s, b) for s, b in ws.stories.items() if b > horizon]
             ws.stories = dict(kept[-cfg.max_stories_kept :])
+        if ws.recent and ws.recent[0][0] <= horizon:
+            ws.recent = [r for r in ws.recent if r[0] > horizon]
         if len(ws.backfilled) > cfg.max_stories_kept or any(v <= horizon for v in ws.backfilled.values()):
             kept = [(s, b) for s, b in ws.backfilled.items() if b > horizon]
             ws.backfilled = dict(kept[-cfg.max_stories_kept :])
@@ -405,8 +417,9 @@ class Detector:
         ws.stories[hit.story_id] = b
         if hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
             entry[2].append(hit.source)
-        if len(entry[3]) < cfg.max_top_articles:
-            entry[3].append(hit.article)
+        ws.recent.append([b, hit.article])
+        if len(ws.recent) > cfg.max_top_articles:
+            del ws.recent[: len(ws.recent) - cfg.max_top_articles]
         return True
 
     def window_stats(self, ws: WatchState, w: int, now_bucket: int) -> tuple[int, int, list[str], float]:
@@ -506,12 +519,9 @@ class Detector:
         inc["reported"] = max(inc["reported"], total)
         w = stats["w"]
         first = now_bucket - w + 1
-        tops: list[dict[str, Any]] = []
         story_ids = [s for s, b in ws.stories.items() if first <= b <= now_bucket]
-        for b in range(now_bucket, first - 1, -1):
-            entry = ws.buckets.get(b)
-            if entry:
-                tops.extend(entry[3])
+        # newest bucket first, in arrival order within a bucket
+        tops = [ref for b, ref in sorted(ws.recent, key=lambda r: -r[0]) if first <= b <= now_bucket]
         return Firing(
             watch=watch, incident_id=inc["id"], revision=inc["rev"], state=state, detected_at=now,
             window_buckets=w, window_start=first * cfg.bucket_s, window_end=(now_bucket + 1) * cfg.bucket_s,

@@ -225,8 +225,26 @@ def test_watch_state_is_bounded():
         det.add(ws, Hit(t, f"s{i}", f"src{i % 300}", {"id": str(i)}))
     assert len(ws.stories) <= 100 + 96 * 15  # the cap, or what one pass since the last close added
     assert len(ws.buckets) <= cfg.span + cfg.lateness_s // cfg.bucket_s + 2
-    assert all(len(entry[2]) <= cfg.max_sources_kept and len(entry[3]) <= cfg.max_top_articles
-               for entry in ws.buckets.values())  # fmt: skip
+    assert all(len(entry[2]) <= cfg.max_sources_kept and entry[3] == [] for entry in ws.buckets.values())
+    assert [ref["id"] for _, ref in ws.recent] == [str(i) for i in range(4990, 5000)]  # the latest, ten
+
+
+def test_the_state_written_on_every_hit_stays_small_whatever_the_titles():
+    det, ws = Detector(), WatchState()
+    for i in range(100 * 12):  # a day of twelve stories a bucket, with the longest titles and URLs allowed
+        t = T0 + i * 75
+        det.count_article(t)
+        det.add(ws, Hit(t, f"{i:016x}", f"src{i % 12}", {"id": f"{i:064x}", "title": "中" * 2000, "url": "p" * 4096}))
+    assert len(json.dumps(ws.to_dict())) < 300_000  # was 16 MB, over the broker's message limit
+
+
+def test_state_from_before_recent_articles_keeps_its_newest_refs():
+    old = WatchState().to_dict()
+    del old["r"]
+    old["b"] = {"7": [2, 2, ["a"], [{"id": "x"}, {"id": "y"}], 0], "9": [1, 1, ["b"], [{"id": "z"}]]}
+    restored = WatchState.from_dict(old)
+    assert restored.recent == [[7, {"id": "x"}], [7, {"id": "y"}], [9, {"id": "z"}]]
+    assert all(entry[3] == [] for entry in restored.buckets.values())
 
 
 def test_tail_score_accounts_for_over_dispersion():
