@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ class Thresholds:
     min_sources: int
     min_score: float  # -log10 of the tail probability
     min_ratio: float  # observed / expected
+
+    def key(self) -> list[float]:
+        return [self.min_stories, self.min_sources, self.min_score, self.min_ratio]
 
     def relaxed(self) -> Thresholds:
         """What keeps an incident open (hysteresis: easier to stay firing than to start)."""
@@ -148,6 +151,8 @@ class Firing:
     score: float
     top_articles: list[dict[str, Any]]
     story_ids: list[str]
+    # The subscribers' thresholds (Thresholds.key) this incident has met so far: who has been told.
+    met: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -457,9 +462,12 @@ class Detector:
                         "expected": expected, "score": score}  # fmt: skip
         return best
 
-    def evaluate(self, watch: str, ws: WatchState, th: Thresholds, fire: bool = True) -> Firing | None:
+    def evaluate(self, watch: str, ws: WatchState, th: Thresholds, fire: bool = True,
+                 levels: Sequence[Thresholds] = ()) -> Firing | None:  # fmt: skip
         """Decide at stream time whether the watch starts, grows or ends an incident. `fire=False`
-        (backfill, late hits) only lets incidents end."""
+        (backfill, late hits) only lets incidents end. `th` is the loosest of the watch's subscribers'
+        thresholds; `levels` are all of them: an open incident that comes to meet a stricter one is an
+        update (its subscribers are told then), whether or not it grew by half."""
         cfg = self.cfg
         self.close(ws)
         now = self.volume.now
@@ -477,6 +485,12 @@ class Detector:
             grown = total >= max(inc["reported"] * cfg.update_growth, inc["reported"] + cfg.update_min_stories)
             if fire and grown:
                 best = self._best_window(ws, th.relaxed(), now_bucket)
+                if best is not None:
+                    inc["last_hold"] = now_bucket
+                    self._meet(ws, inc, levels, now_bucket)
+                    return self._emit(watch, ws, best, "updated", now, now_bucket, total)
+            if fire and self._meet(ws, inc, levels, now_bucket):
+                best = self._best_window(ws, th.relaxed(), now_bucket) or held
                 if best is not None:
                     inc["last_hold"] = now_bucket
                     return self._emit(watch, ws, best, "updated", now, now_bucket, total)
@@ -501,12 +515,21 @@ class Detector:
         if ws.state == COOLDOWN and ws.incident is not None:
             ws.state = FIRING  # re-fire within cooldown: the same incident, grown
             ws.incident["last_hold"] = now_bucket
+            self._meet(ws, ws.incident, levels, now_bucket)
             return self._emit(watch, ws, best, "updated", now, now_bucket, self._incident_stories(ws, ws.incident))
         start = now_bucket - best["w"] + 1
         ws.state = FIRING
         ws.incident = {"id": incident_id(watch, now_bucket), "rev": 0, "start": start, "w": best["w"],
-                       "last_hold": now_bucket, "reported": 0}  # fmt: skip
+                       "last_hold": now_bucket, "reported": 0, "met": []}  # fmt: skip
+        self._meet(ws, ws.incident, levels, now_bucket)
         return self._emit(watch, ws, best, "firing", now, now_bucket, best["stories"])
+
+    def _meet(self, ws: WatchState, inc: dict[str, Any], levels: Sequence[Thresholds], now_bucket: int) -> bool:
+        """Record the subscribers' thresholds the watch meets now; True when one was not met before."""
+        met = inc.setdefault("met", [])
+        new = [lv.key() for lv in levels if lv.key() not in met and self._best_window(ws, lv, now_bucket)]
+        met.extend(new)
+        return bool(new)
 
     def _incident_stories(self, ws: WatchState, inc: dict[str, Any]) -> int:
         return sum(1 for b in ws.stories.values() if b >= inc["start"])
@@ -528,6 +551,7 @@ class Detector:
             stories=stats["stories"], articles=stats["articles"], sources=stats["sources"],
             expected=round(stats["expected"], 4), score=round(stats["score"], 3),
             top_articles=tops[: cfg.max_top_articles], story_ids=story_ids[-500:],
+            met=[list(k) for k in inc.get("met", [])],
         )  # fmt: skip
 
 

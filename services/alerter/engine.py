@@ -150,16 +150,30 @@ class Subscriptions:
         self.thresholds[key] = loosest(thresholds_for(self.by_id[s].get("sensitivity"))
                                        for s, k in self.watch_of.items() if k == key)  # fmt: skip
 
+    def levels(self, watch_key: str) -> list[Thresholds]:
+        """The distinct thresholds of the watch's subscribers (the detector tells each level apart)."""
+        found = {}
+        for sub_id, key in self.watch_of.items():
+            if key == watch_key:
+                th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
+                found[tuple(th.key())] = th
+        return [found[k] for k in sorted(found)]
+
     def subscribers(self, watch_key: str, firing: Firing, now: float) -> list[str]:
-        """Subscriptions of this watch whose own thresholds the firing meets and that are not muted."""
+        """Subscriptions of this watch, not muted, whose own thresholds the incident has met: told
+        when it first meets them (its start or a later revision), then of every revision to its end."""
         out = []
         for sub_id, key in self.watch_of.items():
             if key != watch_key or muted(self.by_id[sub_id], now):
                 continue
             th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
-            if firing.state != "firing" or (firing.stories >= th.min_stories and len(firing.sources) >= th.min_sources
-                                            and firing.score >= th.min_score):  # fmt: skip
-                out.append(sub_id)
+            if firing.met:
+                if th.key() in firing.met:
+                    out.append(sub_id)
+            elif firing.state != "firing" or (firing.stories >= th.min_stories
+                                              and len(firing.sources) >= th.min_sources
+                                              and firing.score >= th.min_score):  # fmt: skip
+                out.append(sub_id)  # a firing from before thresholds were recorded
         return sorted(out)
 
     def realtime(self, view: ArticleView, now: float) -> list[str]:
@@ -286,7 +300,8 @@ class Engine:
             self.labels[watch.key] = watch
             ws = self.states.setdefault(watch.key, WatchState())
             counted = det.add(ws, hit)
-            firing = det.evaluate(watch.key, ws, self.thresholds(watch.key), fire=counted)
+            firing = det.evaluate(watch.key, ws, self.thresholds(watch.key), fire=counted,
+                                  levels=self.subs.levels(watch.key))  # fmt: skip
             if firing is not None:
                 alerts.append(self.renderer.render(firing, self.labels[firing.watch]))
         if view is not None and not backfill and not late:
@@ -300,7 +315,8 @@ class Engine:
         alerts = []
         now = self.detector.volume.now
         for key in sorted(k for k, ws in self.states.items() if ws.state != QUIET):
-            firing = self.detector.evaluate(key, self.states[key], self.thresholds(key), fire=False)
+            firing = self.detector.evaluate(key, self.states[key], self.thresholds(key), fire=False,
+                                            levels=self.subs.levels(key))  # fmt: skip
             if firing is not None:
                 alerts.append(self.renderer.render(firing, self.labels.get(key) or watch_from_key(key)))
         for key in [k for k, ws in self.states.items()

@@ -30,7 +30,7 @@ delay is the first such detection - start, in 15-minute buckets (floor: 0 = with
 minutes). A scored detection (at or after the warm-up end) outside every [start - 1 h, end + 24 h] of
 its term's spikes is unexplained; unexplained detections of a term less than or exactly 6 h apart chain
 into one false alert. precision = detected spikes / (detected spikes + false alerts); false alerts
-per term-day divide by terms x scored days.
+per term-day divide by terms x scored days. `pool` adds up the scores of several scenarios (seeds).
 
 Baseline (`ratio_rule_detect`): ElastAlert's `spike` rule (elastalert/ruletypes.py `SpikeRule`, the
 same in ElastAlert 2), one rule per term (equivalently `query_key` on the term), counting documents:
@@ -444,6 +444,7 @@ class Scores:
     delay_p90_min: float | None
     detections: int  # scored (post warm-up) detections, before any merging
     delays_s: tuple[float, ...] = field(repr=False)  # per detected spike, in spike order
+    term_days: int = 0  # terms x scored days: what false alerts are counted per
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -503,6 +504,43 @@ def score(scenario: Scenario, detections: Iterable[Detection]) -> Scores:
         delay_p90_min=float(np.percentile(d, 90)) / MINUTE if d.size else None,
         detections=sum(ts.size for ts in dets.values()),
         delays_s=tuple(delays),
+        term_days=term_days,
+    )
+
+
+def pool(scores: Sequence[Scores]) -> Scores:
+    """The scores of several scenarios as one: spikes, false alerts and term-days added up, delays pooled.
+    One scenario holds 80 spikes, and its median delay falls between the sudden spikes (found within a
+    bucket or two) and the ramped ones (found hours in, once the climb has stories): which of the two
+    holds the middle spike depends on how that seed drew the shapes. Several scenarios pooled say what a
+    detector does, not what one draw did."""
+    if not scores:
+        raise ValueError("nothing to pool")
+    detected_clear = sum(s.detected_clear for s in scores)
+    detected_moderate = sum(s.detected_moderate for s in scores)
+    n_clear, n_moderate = sum(s.n_clear for s in scores), sum(s.n_moderate for s in scores)
+    false_alerts, term_days = sum(s.false_alerts for s in scores), sum(s.term_days for s in scores)
+    delays = tuple(d for s in scores for d in s.delays_s)
+    d = np.asarray(delays)
+    buckets = np.floor(d / BUCKET_S)
+    detected = detected_clear + detected_moderate
+    return Scores(
+        n_clear=n_clear,
+        n_moderate=n_moderate,
+        detected_clear=detected_clear,
+        detected_moderate=detected_moderate,
+        recall_clear=_ratio(detected_clear, n_clear),
+        recall_moderate=_ratio(detected_moderate, n_moderate),
+        false_alerts=false_alerts,
+        precision=_ratio(detected, detected + false_alerts),
+        false_alerts_per_term_day=false_alerts / max(1, term_days),
+        delay_median_buckets=float(np.median(buckets)) if d.size else None,
+        delay_p90_buckets=float(np.percentile(buckets, 90)) if d.size else None,
+        delay_median_min=float(np.median(d)) / MINUTE if d.size else None,
+        delay_p90_min=float(np.percentile(d, 90)) / MINUTE if d.size else None,
+        detections=sum(s.detections for s in scores),
+        delays_s=delays,
+        term_days=term_days,
     )
 
 

@@ -209,7 +209,7 @@ def build_app(
                     ws = WatchState.from_dict(stored.get("state"))
                     watch = Watch(*ws_watch(watches, key))
                     pending = _pending(stored)
-                    firing = det.evaluate(key, ws, engine.thresholds(key), fire=False)
+                    firing = det.evaluate(key, ws, engine.thresholds(key), fire=False, levels=engine.subs.levels(key))
                     if firing is not None:
                         pending.append(firing)
                     firings.extend((f, watch) for f in pending)
@@ -232,7 +232,8 @@ def build_app(
             pending = _pending(stored)  # unconfirmed before a crash: sent (again), same ids
             hit = Hit(message["t"], message["story"], message["source"], message["ref"], message["backfill"])
             counted = det.add(ws, hit)
-            firing = det.evaluate(key, ws, engine.thresholds(key), fire=counted and not _late(det, hit))
+            firing = det.evaluate(key, ws, engine.thresholds(key), fire=counted and not _late(det, hit),
+                                  levels=engine.subs.levels(key))  # fmt: skip
             if firing is not None:
                 pending.append(firing)
             firings.extend((f, watch) for f in pending)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook
 
 from pantau.alerter import subscriptions as subscription_files
-from pantau.alerter.engine import Engine, Subscriptions, event_time
+from pantau.alerter.engine import Engine, EngineConfig, Subscriptions, event_time
 from pantau.alerter.subscriptions import SubscriptionError, check, load, new_subscription, webhook_egress_problems
 from pantau.cli import main
 from pantau.common.codec import Codec
@@ -223,6 +223,25 @@ def test_replay_is_deterministic_and_muted_subscriptions_are_not_named(contracts
     muted = replay([{**VALID, "muted_until": "2099-01-01T00:00:00Z"}])
     assert [a["id"] for a in muted] == [a["id"] for a in first]  # still detected (and indexed) ...
     assert all(a["subscription_ids"] == [] for a in muted)  # ... but nobody is told
+
+
+def test_each_subscriber_is_told_when_the_incident_meets_their_own_thresholds(contracts):
+    """A sensitive subscriber's watch fires first; a stricter one of the same query is told at the
+    revision that meets its thresholds (not only at the resolution), and one whose thresholds the
+    incident never meets hears nothing of it, its resolution included."""
+    articles = alerter_stream(contracts, START, 60, 30, 54, surge_stories=6, surge_sources=5, backfill_hours=36)
+    base = {**VALID, "owner": "desk"}
+    subs = [{**base, "id": "hi", "sensitivity": {"preset": "high"}},
+            {**base, "id": "norm", "sensitivity": {"preset": "normal"}},
+            {**base, "id": "strict", "sensitivity": {"min_stories": 50}}]  # fmt: skip
+    engine = Engine(Subscriptions.of(subs), EngineConfig(entity_watches=False, term_watches=False))
+    told = [(a["state"], a["subscription_ids"]) for article in articles for a in engine.process(article)
+            if a["kind"] == "spike"]  # fmt: skip
+    assert told[0] == ("firing", ["hi"])
+    first_norm = next(i for i, (_, ids) in enumerate(told) if "norm" in ids)
+    assert told[first_norm][0] == "updated"
+    assert all(set(ids) == {"hi", "norm"} for _, ids in told[first_norm:])
+    assert told[-1][0] == "resolved" and all("strict" not in ids for _, ids in told)
 
 
 def test_an_alert_shared_by_two_owners_shows_neither_owners_name_or_spelling(contracts):
