@@ -220,9 +220,11 @@ class Volume:
             return
         decay = cfg.decay
         steps = last - self.closed
-        if steps > 4 * cfg.span:  # a long silence: decay in one step
-            self.s_vol *= decay ** (steps - cfg.span)
-            self.closed = last - cfg.span
+        if steps > 4 * cfg.span:  # a long silence: decay in one step, the articles it skips included
+            jump_to = last - cfg.span
+            skipped = sum(v * decay ** (jump_to - b) for b, v in self.buckets.items() if self.closed < b <= jump_to)
+            self.s_vol = self.s_vol * decay ** (jump_to - self.closed) + skipped
+            self.closed = jump_to
         for b in range(self.closed + 1, last + 1):
             v = self.buckets.get(b, 0)
             self.s_vol = self.s_vol * decay + v
@@ -344,14 +346,17 @@ class Detector:
             return
         decay = cfg.decay
         steps = vol.closed - ws.closed
-        if steps > 4 * cfg.span:
-            k = steps - cfg.span
-            ws.s_term *= decay**k
+        frozen = ws.state != QUIET
+        if steps > 4 * cfg.span:  # a long silence: decay in one step, the stories it skips included
+            jump_to = vol.closed - cfg.span
+            k = jump_to - ws.closed
+            gap = [(b, entry[0]) for b, entry in ws.buckets.items() if ws.closed < b <= jump_to]
+            skipped = 0.0 if frozen else sum(o * decay ** (jump_to - b) for b, o in gap)
+            ws.s_term = ws.s_term * decay**k + skipped
             for pair in ws.disp.values():
                 pair[0] *= decay**k
                 pair[1] *= decay**k
-            ws.closed = vol.closed - cfg.span
-        frozen = ws.state != QUIET
+            ws.closed = jump_to
         rate = self.rate(ws)
         for b in range(ws.closed + 1, vol.closed + 1):
             expected_b = rate * vol.at(b)

@@ -137,6 +137,22 @@ def test_late_articles_feed_the_baseline_only():
     assert run_terms(merged, PRESETS["normal"]) == []
 
 
+def test_a_rare_watch_learns_from_stories_a_week_apart():
+    """A term seen once a week: its stories reach the baseline though its buckets close days later, in
+    one step (they were skipped, and its baseline stayed 0 however often it came back)."""
+    bg = background(days=18, history_days=0)
+    bursts = [e for k in range(2) for e in surge("rare", T0 + DAY + k * 7 * DAY + 9 * 3600, 6, 5, seed=k)]
+    det, ws = Detector(), WatchState()
+    for e in sorted(bg + bursts, key=lambda e: e.time):
+        det.count_article(e.time)
+        if e.terms == ("rare",):
+            det.add(ws, Hit(e.time, e.story_id, e.source, {}))
+            det.evaluate("rare", ws, PRESETS["normal"], fire=False)
+    det.close(ws)
+    # six stories 17 days before the stream's end and six 10 days before, at a week's half-life
+    assert ws.s_term == pytest.approx(6 * 0.5 ** (17 / 7) + 6 * 0.5 ** (10 / 7), rel=0.1)
+
+
 def test_a_day_long_climb_is_caught_by_the_longer_windows():
     climb = []
     for hour in range(12):  # 1, 2, 3, ... stories an hour: no single hour looks like much
