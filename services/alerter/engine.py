@@ -30,7 +30,6 @@ from pantau.alerter.detector import (
     Merger,
     Thresholds,
     WatchState,
-    bucket_of,
     loosest,
     thresholds_for,
 )
@@ -288,7 +287,6 @@ class Engine:
         closed_before = det.volume.closed
         det.count_article(t)
         now = det.volume.now
-        late = det.volume.closed is not None and bucket_of(t, det.cfg.bucket_s) <= det.volume.closed
         backfill = bool(article.get("backfill"))
         alerts: list[dict[str, Any]] = []
         if det.volume.closed != closed_before:
@@ -304,7 +302,9 @@ class Engine:
                                   levels=self.subs.levels(watch.key))  # fmt: skip
             if firing is not None:
                 alerts.append(self.renderer.render(firing, self.labels[firing.watch]))
-        if view is not None and not backfill and not late:
+        # Every live match, a late one too: an article first seen hours after its publication is still
+        # news to a subscriber who wants each matching article (as the stream tells them).
+        if view is not None and not backfill:
             matched = self.subs.realtime(view, now)
             if matched:
                 alerts.append(self.match_alert(article, matched, now))

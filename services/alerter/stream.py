@@ -155,9 +155,12 @@ def build_app(
                 if not hit["backfill"] and subs.queries:
                     from pantau.alerter.query import ArticleView
 
-                    matched = subs.realtime(ArticleView.of(article), t)
+                    # Muted or not now, and told now: not as of the article's publication (a replay,
+                    # which has no clock, uses its stream time).
+                    now = max(t, time.time())
+                    matched = subs.realtime(ArticleView.of(article), now)
                     if matched:
-                        alert = engine.match_alert(article, matched, t)
+                        alert = engine.match_alert(article, matched, now)
                         value, out_headers = alerts_codec.encode(alert)
                         await alerts_topic.send(key=alert["incident_id"].encode(), value=value, headers=out_headers)
                         ALERTER_ALERTS.labels("match", "firing").inc()

@@ -264,6 +264,17 @@ def test_an_alert_shared_by_two_owners_shows_neither_owners_name_or_spelling(con
     assert subs.watches["query:amunisi"].label == private["name"]
 
 
+def test_a_live_article_first_seen_hours_after_publication_is_still_a_match(contracts):
+    articles = alerter_stream(contracts, START, 60, 30, 54, backfill_hours=36)
+    surge = next(a for a in articles if a["terms"] and not a["backfill"])
+    late = {**surge, "id": "f" * 64, "published_at": articles[0]["published_at"]}  # published 54 hours before
+    engine = Engine(Subscriptions.of([{**VALID, "id": "desk-live", "modes": ["realtime"]}]))
+    for article in articles:
+        engine.process(article)
+    matches = [a for a in engine.process(late) if a["kind"] == "match"]
+    assert [m["subscription_ids"] for m in matches] == [["desk-live"]]
+
+
 def test_event_time_is_clamped_to_first_seen():
     article = {"published_at": "2030-01-01T00:00:00Z", "first_seen_at": "2026-11-26T00:00:00Z"}
     assert event_time(article) == event_time({"first_seen_at": "2026-11-26T00:00:00Z"})
