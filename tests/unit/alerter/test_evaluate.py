@@ -187,6 +187,25 @@ def test_warmup_detections_are_not_scored_and_repeats_merge(scenario):
     assert ev.score(scenario, [(term, t), ("some-unknown-term", t)]).false_alerts == 2
 
 
+def test_pooled_scores_add_up_spikes_false_alerts_and_term_days_and_pool_delays(scenario):
+    spikes = scenario.spikes
+    # first: two spikes found at once and one false alert; second: one spike found an hour in
+    found = [(spikes[0].term, spikes[0].start), (spikes[1].term, spikes[1].start)]
+    first = ev.score(scenario, [*found, (quiet_term(scenario), scenario.warmup_end + DAY)])
+    second = ev.score(scenario, [(spikes[2].term, spikes[2].start + HOUR)])
+    pooled = ev.pool([first, second])
+    assert pooled.n_clear == 2 * first.n_clear and pooled.n_moderate == 2 * first.n_moderate
+    assert pooled.detected_clear + pooled.detected_moderate == 3
+    assert pooled.false_alerts == 1 and pooled.term_days == 2 * 30 * 7
+    assert pooled.false_alerts_per_term_day == 1 / (2 * 30 * 7)
+    assert pooled.precision == 3 / 4
+    assert sorted(pooled.delays_s) == [0.0, 0.0, HOUR]
+    assert pooled.delay_median_buckets == 0 and pooled.delay_p90_buckets == pytest.approx(3.2)  # 4 buckets at p90
+    assert ev.pool([first]) == first
+    with pytest.raises(ValueError):
+        ev.pool([])
+
+
 # --- the ElastAlert spike rule ---
 
 
