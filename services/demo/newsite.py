@@ -187,6 +187,17 @@ TOPICS = {
             "Pemerintah daerah {city} menetapkan status tanggap darurat selama {d} hari.",
         ],
     ),
+    # foreign news the Kim Jong Un subscription of `make run` asks for in real time
+    "korut": (
+        "Utusan Kim Jong Un bertemu pejabat daerah di {city}",
+        [
+            "Utusan pemimpin Korea Utara Kim Jong Un tiba di {city} untuk kunjungan {d} hari.",
+            "Pertemuan di {city} membahas kerja sama perdagangan senilai {n} juta dolar AS.",
+            "Kementerian Luar Negeri menyebut kunjungan ke {city} sebagai agenda rutin kedua negara.",
+            "Puluhan warga {city} menyambut rombongan dari Pyongyang di bandara pada pukul {m} pagi.",
+            "Pengamat hubungan internasional menilai kunjungan ke {city} bagian dari upaya mencari mitra dagang.",
+        ],
+    ),
     "sepak bola": (
         "Klub {city} menang {m}-{d} di kandang sendiri",
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pantau.demo import newsite
 from pantau.demo.site import NewsSite
@@ -26,6 +27,25 @@ def test_background_stories_never_mention_the_surge_term():
     background = [newsite.newsroom_article(i, NOW) for i in range(40)]
     assert not any("amunisi" in (a.title + " ".join(a.paragraphs)).lower() for a in background)
     assert len({a.path for a in background}) == 40
+
+
+def test_the_background_has_stories_for_the_kim_jong_un_realtime_subscription():
+    import yaml
+
+    from pantau.alerter.query import ArticleView, parse_query
+    from pantau.enricher.stems import stem_text
+
+    subs = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy/subscriptions/demo.yaml").read_text())
+    query = parse_query(next(s["query"] for s in subs if s["id"] == "demo-kim-realtime"))
+    stories = [newsite.newsroom_article(i, NOW) for i in range(10)]
+    matching = []
+    for story in stories:
+        text = "\n".join(story.paragraphs)
+        stems = {"title": stem_text(story.title, "id"), "text": stem_text(text, "id")}
+        view = ArticleView.of({"title": story.title, "text": text, "language": {"code": "id"}, "stems": stems})
+        if query.matches(view):
+            matching.append(story)
+    assert 1 <= len(matching) <= 3  # a few of every ten: the demo shows real-time matches, not a flood
 
 
 def test_each_outlet_has_its_own_feed():
