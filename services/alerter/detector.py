@@ -152,7 +152,8 @@ class Firing:
     top_articles: list[dict[str, Any]]
     story_ids: list[str]
     # The subscribers' thresholds (Thresholds.key) this incident has met so far: who has been told.
-    met: list[list[float]] = field(default_factory=list)
+    # None on a firing from before they were recorded.
+    met: list[list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -191,7 +192,8 @@ class Volume:
         if not d:
             return cls()
         # state written before "e" kept one earliest time, "f": it starts the list
-        earliest = d.get("e") or ([d["f"]] if d.get("f") is not None else [])
+        # (as many times as the list holds: that history was there, and must not restart the first-day silence)
+        earliest = d.get("e") or ([d["f"]] * EARLIEST_KEPT if d.get("f") is not None else [])
         return cls({int(k): v for k, v in d["b"].items()}, d["c"], d["s"], d["m"], d["t"], list(earliest))
 
     def history_s(self) -> float:
@@ -246,8 +248,9 @@ class Volume:
 
 @dataclass
 class WatchState:
-    # b -> [stories, articles, sources, (unused), backfilled stories]: the baseline learns from every
-    # story; windows, floors and sources take the live ones only (backfill never alerts as news).
+    # b -> [stories, articles, sources, (unused), backfilled stories, backfilled articles]: the baseline
+    # learns from every story; windows, floors and sources take the live ones only (backfill never
+    # alerts as news).
     buckets: dict[int, list[Any]] = field(default_factory=dict)
     stories: dict[str, int] = field(default_factory=dict)  # live story id -> bucket first counted (dedup)
     closed: int | None = None
@@ -285,6 +288,14 @@ class WatchState:
         return cls(buckets, dict(d["st"]), d["c"], d["s"],
                    {int(k): v for k, v in d["d"].items()}, d["state"], d["inc"], d["cu"], d["cl"], d["ls"],
                    dict(d.get("bf") or {}), recent)  # fmt: skip
+
+
+def _count_backfill(entry: list[Any], stories: int, articles: int) -> None:
+    """Add to a bucket entry's backfilled stories and articles (entry[4], entry[5]; an entry from state
+    written before backfill was kept apart gets the two counters)."""
+    entry.extend([0] * (6 - len(entry)))
+    entry[4] += stories
+    entry[5] += articles
 
 
 def incident_id(watch: str, start_bucket: int) -> str:
@@ -401,18 +412,21 @@ class Detector:
             entry = ws.buckets.get(ws.stories[hit.story_id])
             if entry is not None:
                 entry[1] += 1
-                if not hit.backfill and hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
+                if hit.backfill:
+                    _count_backfill(entry, 0, 1)
+                elif hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
                     entry[2].append(hit.source)
             return False
         if hit.story_id in ws.backfilled:
             entry = ws.buckets.get(ws.backfilled[hit.story_id])
             if entry is not None:
                 entry[1] += 1
+                _count_backfill(entry, 0, 1)
             return False
         if late:
             ws.s_term += 0.0 if ws.state != QUIET else 1.0
             return False
-        entry = ws.buckets.setdefault(b, [0, 0, [], [], 0])
+        entry = ws.buckets.setdefault(b, [0, 0, [], [], 0, 0])
         entry[0] += 1
         entry[1] += 1
         if hit.backfill:
@@ -420,9 +434,7 @@ class Detector:
             # source backfills from the last hour are history, not news, and a live article must not
             # fire on them.
             ws.backfilled[hit.story_id] = b
-            if len(entry) < 5:
-                entry.append(0)  # a bucket from state written before backfill was kept apart
-            entry[4] += 1
+            _count_backfill(entry, 1, 1)
             return False
         ws.stories[hit.story_id] = b
         if hit.source not in entry[2] and len(entry[2]) < cfg.max_sources_kept:
@@ -440,9 +452,9 @@ class Detector:
             entry = ws.buckets.get(b)
             if not entry:
                 continue
-            backfilled = entry[4] if len(entry) > 4 else 0
-            stories += entry[0] - backfilled
-            articles += entry[1] - backfilled
+            backfilled_stories, backfilled_articles = entry[4:6] if len(entry) > 5 else (0, 0)
+            stories += entry[0] - backfilled_stories
+            articles += entry[1] - backfilled_articles
             for s in entry[2]:
                 if s not in seen:
                     seen.add(s)
@@ -482,6 +494,8 @@ class Detector:
         if ws.state == FIRING:
             inc = ws.incident
             assert inc is not None
+            if "met" not in inc:  # opened before thresholds were recorded: what it meets now, told already
+                inc["met"] = [lv.key() for lv in levels if self._best_window(ws, lv, now_bucket)]
             # Held open by the window it fired in (a burst ends an hour after it stops, not a day).
             held = self._best_window(ws, th.relaxed(), now_bucket, (inc["w"],))
             if held is not None:
@@ -556,7 +570,7 @@ class Detector:
             stories=stats["stories"], articles=stats["articles"], sources=stats["sources"],
             expected=round(stats["expected"], 4), score=round(stats["score"], 3),
             top_articles=tops[: cfg.max_top_articles], story_ids=story_ids[-500:],
-            met=[list(k) for k in inc.get("met", [])],
+            met=[list(k) for k in inc["met"]] if "met" in inc else None,
         )  # fmt: skip
 
 

@@ -93,17 +93,16 @@ class Subscriptions:
     watches: dict[str, Watch] = field(default_factory=dict)  # spike query watches
     watch_queries: dict[str, Query] = field(default_factory=dict)
     thresholds: dict[str, Thresholds] = field(default_factory=dict)  # watch key -> loosest
+    subscribers_of: dict[str, set[str]] = field(default_factory=dict)  # watch key -> subscription ids
+    _levels: dict[str, list[Thresholds]] = field(default_factory=dict)  # watch key -> distinct thresholds
 
     @classmethod
     def of(cls, subscriptions: Iterable[dict[str, Any]]) -> Subscriptions:
         subs = cls()
         for sub in subscriptions:
             subs.put(sub, rethreshold=False)
-        by_key: dict[str, list[str]] = {}
-        for sub_id, key in subs.watch_of.items():  # once per watch, not once per subscription
-            by_key.setdefault(key, []).append(sub_id)
-        for key, ids in by_key.items():
-            subs.thresholds[key] = loosest(thresholds_for(subs.by_id[s].get("sensitivity")) for s in ids)
+        for key in subs.subscribers_of:  # once per watch, not once per subscription
+            subs._rethreshold(key)
         return subs
 
     def put(self, sub: dict[str, Any], rethreshold: bool = True) -> None:
@@ -115,8 +114,8 @@ class Subscriptions:
         if "spike" in sub["modes"]:
             key = f"query:{query.canonical}"
             self.watch_of[sub["id"]] = key
+            self.subscribers_of.setdefault(key, set()).add(sub["id"])
             self.watch_queries.setdefault(key, query)
-            self._relabel(key)
             if rethreshold:
                 self._rethreshold(key)
 
@@ -125,19 +124,21 @@ class Subscriptions:
         self.queries.pop(sub_id, None)
         key = self.watch_of.pop(sub_id, None)
         if key is not None:
-            if key in self.watch_of.values():
+            self.subscribers_of[key].discard(sub_id)
+            if self.subscribers_of[key]:
                 self._rethreshold(key)
-                self._relabel(key)
             else:
+                del self.subscribers_of[key]
                 self.watches.pop(key, None)
                 self.watch_queries.pop(key, None)
                 self.thresholds.pop(key, None)
+                self._levels.pop(key, None)
 
     def _relabel(self, key: str) -> None:
         """The watch's label and query: its subscription's name and spelling while one owner has it, the
         canonical query once several do (an alert goes to every owner: one's private name is not
         another's to read)."""
-        ids = sorted(s for s, k in self.watch_of.items() if k == key)
+        ids = sorted(self.subscribers_of[key])
         first = self.by_id[ids[0]]
         if len({self.by_id[s].get("owner") for s in ids}) == 1:
             self.watches[key] = Watch(key, "query", first.get("name") or first["query"], first["query"])
@@ -146,27 +147,28 @@ class Subscriptions:
             self.watches[key] = Watch(key, "query", canonical, canonical)
 
     def _rethreshold(self, key: str) -> None:
-        self.thresholds[key] = loosest(thresholds_for(self.by_id[s].get("sensitivity"))
-                                       for s, k in self.watch_of.items() if k == key)  # fmt: skip
+        """The watch's label, loosest thresholds and distinct thresholds, after its subscribers changed."""
+        levels = {}
+        for sub_id in self.subscribers_of[key]:
+            th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
+            levels[tuple(th.key())] = th
+        self._levels[key] = [levels[k] for k in sorted(levels)]
+        self.thresholds[key] = loosest(self._levels[key])
+        self._relabel(key)
 
     def levels(self, watch_key: str) -> list[Thresholds]:
         """The distinct thresholds of the watch's subscribers (the detector tells each level apart)."""
-        found = {}
-        for sub_id, key in self.watch_of.items():
-            if key == watch_key:
-                th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
-                found[tuple(th.key())] = th
-        return [found[k] for k in sorted(found)]
+        return self._levels.get(watch_key, [])
 
     def subscribers(self, watch_key: str, firing: Firing, now: float) -> list[str]:
         """Subscriptions of this watch, not muted, whose own thresholds the incident has met: told
         when it first meets them (its start or a later revision), then of every revision to its end."""
         out = []
-        for sub_id, key in self.watch_of.items():
-            if key != watch_key or muted(self.by_id[sub_id], now):
+        for sub_id in self.subscribers_of.get(watch_key, ()):
+            if muted(self.by_id[sub_id], now):
                 continue
             th = thresholds_for(self.by_id[sub_id].get("sensitivity"))
-            if firing.met:
+            if firing.met is not None:
                 if th.key() in firing.met:
                     out.append(sub_id)
             elif firing.state != "firing" or (firing.stories >= th.min_stories

@@ -74,7 +74,7 @@ def _id_of(line: bytes) -> str | None:
     """The `id` of a JSON line, when it has a string one (a line the schema refuses keeps its id)."""
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return None
     article_id = value.get("id") if isinstance(value, dict) else None
     return article_id if isinstance(article_id, str) else None

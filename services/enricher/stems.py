@@ -97,8 +97,8 @@ def stemmer_name(language: str) -> str:
 def tokens(text: str) -> list[str]:
     """Lowercased words. A hyphenated compound is its parts ("anti-korupsi" counts for "korupsi", "Jong-un"
     is "Kim Jong Un"), as Elasticsearch's standard tokenizer splits the stemmed field; a reduplication
-    stays one word, which Sastrawi stems to its root ("negara-negara", "pesaing-pesaingnya": one half
-    within the other, a clitic after them allowed: "malaikat-malaikat-nya")."""
+    stays one word, which Sastrawi stems to its root ("negara-negara", "pesaing-pesaingnya": one half of
+    three letters or more within the other, a clitic after them allowed: "malaikat-malaikat-nya")."""
     out = []
     for token in TOKEN.findall(text):
         token = token.lower()
@@ -118,7 +118,11 @@ def _reduplication(parts: list[str]) -> bool:
     if len(parts) != 2:
         return False
     a, b = parts
-    return bool(a and b) and (a in b or b in a)
+    if a == b:
+        return True
+    # "pesaing-pesaingnya", "berbondong-bondong"; not "al-hilal" or "e-commerce", whose short half is a
+    # word of its own that search splits off
+    return min(len(a), len(b)) >= 3 and (a in b or b in a)
 
 
 def stem_tokens(words: list[str], language: str) -> list[str]:

@@ -120,6 +120,25 @@ def test_a_live_article_does_not_fire_on_stories_backfilled_from_the_last_hour()
     assert [term for term, _ in run(background() + as_news + live)] == ["amunisi"]
 
 
+def test_copies_of_backfilled_stories_are_not_live_articles_either():
+    det, ws = Detector(), WatchState()
+    det.count_article(SPIKE_AT)
+    for copy in range(3):
+        det.add(ws, Hit(SPIKE_AT + copy, "old-story", f"src{copy}", {}, backfill=True))
+    stories, articles, sources, _ = det.window_stats(ws, 4, int(SPIKE_AT // 900))
+    assert (stories, articles, sources) == (0, 0, [])
+
+
+def test_state_from_before_the_earliest_times_keeps_its_history():
+    old = Volume().to_dict()
+    del old["e"]
+    old.update(f=T0, t=T0 + 30 * DAY)
+    restored = Volume.from_dict(old)
+    for i in range(40):  # live articles after the upgrade do not restart the first-day silence
+        restored.count(T0 + 30 * DAY + i, DetectorConfig())
+    assert restored.history_s() == 30 * DAY
+
+
 def test_history_raises_the_baseline_of_a_term_that_is_always_busy():
     """A term in 20% of stories in the history is not a spike at that rate later."""
     rng = random.Random(5)

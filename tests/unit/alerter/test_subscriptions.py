@@ -244,6 +244,18 @@ def test_each_subscriber_is_told_when_the_incident_meets_their_own_thresholds(co
     assert told[-1][0] == "resolved" and all("strict" not in ids for _, ids in told)
 
 
+def test_an_incident_that_meets_no_subscribers_thresholds_tells_nobody(contracts):
+    """The loosest thresholds are a minimum per field, so a watch can fire on what meets none of its
+    subscribers' own: nobody is told of it, its updates or its end."""
+    articles = alerter_stream(contracts, START, 60, 30, 54, surge_stories=6, surge_sources=5, backfill_hours=36)
+    base = {**VALID, "owner": "desk"}
+    subs = [{**base, "id": "sources", "sensitivity": {"preset": "high", "min_sources": 50}},
+            {**base, "id": "stories", "sensitivity": {"preset": "high", "min_stories": 50}}]  # fmt: skip
+    engine = Engine(Subscriptions.of(subs), EngineConfig(entity_watches=False, term_watches=False))
+    spikes = [a for article in articles for a in engine.process(article) if a["kind"] == "spike"]
+    assert spikes and all(a["subscription_ids"] == [] for a in spikes)
+
+
 def test_an_alert_shared_by_two_owners_shows_neither_owners_name_or_spelling(contracts):
     articles = alerter_stream(contracts, START, 60, 30, 54, backfill_hours=36)
     private = {**VALID, "id": "a-investigations", "owner": "investigations", "name": "Probe: minister X arms deal",
