@@ -452,7 +452,8 @@ class Detector:
             entry = ws.buckets.get(b)
             if not entry:
                 continue
-            backfilled_stories, backfilled_articles = entry[4:6] if len(entry) > 5 else (0, 0)
+            backfilled_stories = entry[4] if len(entry) > 4 else 0
+            backfilled_articles = entry[5] if len(entry) > 5 else backfilled_stories
             stories += entry[0] - backfilled_stories
             articles += entry[1] - backfilled_articles
             for s in entry[2]:
