@@ -484,43 +484,14 @@ def score(scenario: Scenario, detections: Iterable[Detection]) -> Scores:
         if unexplained.size:
             false_alerts += 1 + int(np.count_nonzero(np.diff(unexplained) > MERGE_S))
 
-    detected = hit["clear"] + hit["moderate"]
-    d = np.asarray(delays)
-    buckets = np.floor(d / BUCKET_S)
     term_days = max(1, len(scenario.terms)) * max(1, scenario.scored_days)
-    return Scores(
-        n_clear=total["clear"],
-        n_moderate=total["moderate"],
-        detected_clear=hit["clear"],
-        detected_moderate=hit["moderate"],
-        recall_clear=_ratio(hit["clear"], total["clear"]),
-        recall_moderate=_ratio(hit["moderate"], total["moderate"]),
-        false_alerts=false_alerts,
-        precision=_ratio(detected, detected + false_alerts),
-        false_alerts_per_term_day=false_alerts / term_days,
-        delay_median_buckets=float(np.median(buckets)) if d.size else None,
-        delay_p90_buckets=float(np.percentile(buckets, 90)) if d.size else None,
-        delay_median_min=float(np.median(d)) / MINUTE if d.size else None,
-        delay_p90_min=float(np.percentile(d, 90)) / MINUTE if d.size else None,
-        detections=sum(ts.size for ts in dets.values()),
-        delays_s=tuple(delays),
-        term_days=term_days,
-    )
+    return _scores(total["clear"], total["moderate"], hit["clear"], hit["moderate"], false_alerts, term_days,
+                   tuple(delays), sum(ts.size for ts in dets.values()))  # fmt: skip
 
 
-def pool(scores: Sequence[Scores]) -> Scores:
-    """The scores of several scenarios as one: spikes, false alerts and term-days added up, delays pooled.
-    One scenario holds 80 spikes, and its median delay falls between the sudden spikes (found within a
-    bucket or two) and the ramped ones (found hours in, once the climb has stories): which of the two
-    holds the middle spike depends on how that seed drew the shapes. Several scenarios pooled say what a
-    detector does, not what one draw did."""
-    if not scores:
-        raise ValueError("nothing to pool")
-    detected_clear = sum(s.detected_clear for s in scores)
-    detected_moderate = sum(s.detected_moderate for s in scores)
-    n_clear, n_moderate = sum(s.n_clear for s in scores), sum(s.n_moderate for s in scores)
-    false_alerts, term_days = sum(s.false_alerts for s in scores), sum(s.term_days for s in scores)
-    delays = tuple(d for s in scores for d in s.delays_s)
+def _scores(n_clear: int, n_moderate: int, detected_clear: int, detected_moderate: int, false_alerts: int,
+            term_days: int, delays: tuple[float, ...], detections: int) -> Scores:  # fmt: skip
+    """Scores from counts and per-spike delays (seconds): the rates and the delay quantiles derived."""
     d = np.asarray(delays)
     buckets = np.floor(d / BUCKET_S)
     detected = detected_clear + detected_moderate
@@ -538,9 +509,29 @@ def pool(scores: Sequence[Scores]) -> Scores:
         delay_p90_buckets=float(np.percentile(buckets, 90)) if d.size else None,
         delay_median_min=float(np.median(d)) / MINUTE if d.size else None,
         delay_p90_min=float(np.percentile(d, 90)) / MINUTE if d.size else None,
-        detections=sum(s.detections for s in scores),
+        detections=detections,
         delays_s=delays,
         term_days=term_days,
+    )
+
+
+def pool(scores: Sequence[Scores]) -> Scores:
+    """The scores of several scenarios as one: spikes, false alerts and term-days added up, delays pooled.
+    One scenario holds 80 spikes, and its median delay falls between the sudden spikes (found within a
+    bucket or two) and the ramped ones (found hours in, once the climb has stories): which of the two
+    holds the middle spike depends on how that seed drew the shapes. Several scenarios pooled say what a
+    detector does, not what one draw did."""
+    if not scores:
+        raise ValueError("nothing to pool")
+    return _scores(
+        sum(s.n_clear for s in scores),
+        sum(s.n_moderate for s in scores),
+        sum(s.detected_clear for s in scores),
+        sum(s.detected_moderate for s in scores),
+        sum(s.false_alerts for s in scores),
+        sum(s.term_days for s in scores),
+        tuple(d for s in scores for d in s.delays_s),
+        sum(s.detections for s in scores),
     )
 
 

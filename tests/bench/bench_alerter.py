@@ -58,10 +58,11 @@ def run() -> list[Figure]:
             detections = list(detect(iter(scenario.events)))
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
             rows.append(ev.Row(name, ev.score(scenario, detections), 0.0))
-            for shape, delays in _delays_by_shape(scenario, detections).items():
+            by_shape_here = _delays_by_shape(scenario, detections)
+            for shape, delays in by_shape_here.items():
                 shapes[name].setdefault(shape, []).extend(delays)
             if name.endswith("normal"):
-                seed_shapes = _delays_by_shape(scenario, detections)
+                seed_shapes = by_shape_here
         for row in base + rows:
             scores.setdefault(row.name, []).append(row.scores)
         dominated = sum(1 for r in base if any(ev.dominates(p.scores, r.scores) for p in rows))
