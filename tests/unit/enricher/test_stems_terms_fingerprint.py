@@ -222,6 +222,26 @@ def test_the_stem_lexicon_is_sastrawis_own_stems():
     assert stem_tokens(["amunisinya", "negara-negara", "pemerintahan"], "id") == ["amunisi", "negara", "perintah"]
 
 
+def test_sastrawi_sped_up_gives_the_stems_of_sastrawi_as_published(monkeypatch):
+    import gzip
+    import random
+    import re
+    import sys
+
+    from pantau.enricher.stems import LEXICON_PATH, _SastrawiRe, sastrawi_stem
+
+    with gzip.open(LEXICON_PATH, "rt", encoding="utf-8") as lines:
+        forms = [line.rstrip("\n").partition("\t")[0] for line in lines]
+    sample = [*random.Random(1).sample(forms, 2000), "negara-negara", "pesaing-pesaingnya", "memper-", "ke(di)an"]
+    modules = list(sys.modules.items())
+    patched = [name for name, module in modules if isinstance(getattr(module, "re", None), _SastrawiRe)]
+    assert len(patched) > 40
+    fast = [sastrawi_stem(form) for form in sample]
+    for name in patched:
+        monkeypatch.setattr(sys.modules[name], "re", re)
+    assert [sastrawi_stem(form) for form in sample] == fast
+
+
 def test_letters_outside_a_to_z_stay_in_one_stem():
     # Sastrawi's text entry point turned them into spaces: "londoño" was stemmed "londo o".
     words = ["londoño", "antónio", "für", "cancún"]
