@@ -157,9 +157,12 @@ class ChangelogWaits:
 
     async def stored(self) -> None:
         """Wait until every table write so far is in its changelog topic."""
+        await self.pending_stores()
+
+    def pending_stores(self) -> asyncio.Future:
+        """Done once every table write so far is in its changelog topic (not the writes after this call)."""
         pending, self.pending = self.pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        return asyncio.gather(*pending)
 
 
 def run_worker(app: faust.App, loglevel: str = "info") -> None:

@@ -2,9 +2,9 @@
 
 Scaling: one consumer group (PANTAU_ENRICHER_GROUP); two or three workers share the partitions,
 and a worker that dies has its partitions reassigned. Processing is at-least-once: the agent runs
-with concurrency 1 and takes events in small batches; faust acknowledges a batch only after its
-story decisions and its outputs are acknowledged by the broker, so no offset is committed past an
-article that did not come out.
+with concurrency 1 and takes events in small batches; it acknowledges a batch's events only after
+their story decisions and outputs are acknowledged by the broker, so no offset is committed past
+an article that did not come out.
 
 Per event, in order: decode and validate (raw bytes: a message faust's serializer cannot decode
 would crash the agent in a loop, so decoding happens here, inside the per-event error handling);
@@ -12,8 +12,9 @@ enrich; encode and validate. Anything that fails for this one event — invalid 
 violation, an enrichment bug on a strange article, an output too large for the broker — sends the
 original bytes to `dlq.enricher` with provenance headers, is counted, and the stream goes on; a
 stage whose recent events mostly fail stops (DeadLetterLimit) instead of draining the topic into
-the dead-letter queue. Then, per batch: await the story decisions, send the outputs and letters
-(retried while the broker is away), await their acknowledgements.
+the dead-letter queue. Then, per batch and while the next batch is enriched: await the story
+decisions, send the outputs and letters (retried while the broker is away), await their
+acknowledgements, acknowledge the events.
 
 Story decisions live in a faust GlobalTable (every worker reads all of it), one record per article,
 and each worker indexes them by SimHash band, so near-duplicates get one story id whichever worker
@@ -28,7 +29,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -62,7 +63,7 @@ SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 BAND_ENTRIES = 32  # entries kept per SimHash band, within the story window (4 x 65,536 bands at most)
 PRUNE_INTERVAL_S = 600.0  # a sweep of the story index (~0.1 s at 300,000 articles) this often
-YIELD_AFTER_S = 0.5  # enrichment time after which a batch lets the event loop turn
+TURN_EVERY_S = 0.02  # enrichment time after which a batch lets the event loop turn
 
 
 class _Outgoing(NamedTuple):
@@ -88,7 +89,7 @@ class TableStoryIndex:
     for longer than the story window, by its own clock: not by the articles' times, which a backfill
     sets in the past and a wrong clock in the future. The changelog topic drops them by retention.
 
-    Every write's changelog delivery is remembered: the agent awaits `stored()` before it sends the
+    Every write's changelog delivery is remembered: the agent awaits `pending()` before it sends the
     enriched article, so a story decision that reached downstream is always restorable (a replay then
     finds it and repeats it; see fingerprint.assign_story)."""
 
@@ -144,9 +145,9 @@ class TableStoryIndex:
                 restored_partitions.pop(article, None)
         ENRICHER_STORY_ENTRIES.set(len(self.held))
 
-    async def stored(self) -> None:
-        """Wait until every story decision so far is in the changelog topic."""
-        await self.waits.stored()
+    def pending(self) -> Awaitable:
+        """Done once every story decision so far is in the changelog topic."""
+        return self.waits.pending_stores()
 
     def _record(self, entry: StoryEntry, keys: list[str]) -> None:
         self.held[entry.article_id] = (entry, self.clock())
@@ -205,71 +206,99 @@ def build_app(
                 log.exception("sending a batch of %d failed; retrying in %.1f s", len(results), delay)
                 await asyncio.sleep(delay)
 
+    async def finish(stream, events: list, results: list[_Outgoing], decided: Awaitable) -> None:
+        """A batch's second half, while the next batch is enriched: its story decisions stored, then its
+        outputs sent and acknowledged by the broker, then its events acknowledged to faust, in order."""
+        try:
+            await decided  # the decisions first: never an output a replay could contradict
+        except Exception:
+            # A story decision the broker never took: leave the way a kill -9 does, so the batch (its
+            # events are not acknowledged) is read again.
+            log.critical("the story table's changelog refused a write; stopping", exc_info=True)
+            os._exit(70)
+        # faust's send returns before the broker has it: every ack is awaited before the events are
+        # acknowledged, or a kill -9 could lose articles whose offsets faust had committed (seen in CI).
+        await send_all(results)
+        for o in results:
+            if o.error is None:
+                child(ENRICHER_ARTICLES, "enriched").inc()
+                child(ENRICHER_LANGUAGES, o.enriched["language"]["code"]).inc()
+                # Per type, not per mention: an article has dozens of mentions and three types.
+                for entity_type, mentions in Counter(m["type"] for m in o.enriched["entities"]).items():
+                    child(ENRICHER_ENTITIES, entity_type).inc(mentions)
+            else:
+                child(DEAD_LETTERS, SERVICE, "articles_raw", type(o.error).__name__).inc()
+                child(ENRICHER_ARTICLES, "dead_lettered").inc()
+        for event in events:
+            await stream.ack(event)
+        app.pantau_processed += len(events)
+
+    def stop_on_failure(task: asyncio.Task) -> None:
+        failure = None if task.cancelled() else task.exception()
+        if isinstance(failure, Exception):  # a bug: nothing in finish raises by design
+            log.critical("finishing a batch failed; stopping", exc_info=failure)
+            os._exit(70)
+
     @app.agent(raw_topic, concurrency=1)
     async def enrich_articles(stream):
         # Events come in small batches: each is enriched on its own (a failure dead-letters only that
-        # event), then the batch's story decisions are awaited once and its outputs sent together,
-        # and faust acknowledges the batch after that. One broker round trip per batch, not two per
-        # article, is most of the streaming overhead gone.
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-            results: list[_Outgoing] = []  # per event, in order: its article or its dead letter
-            turned = time.perf_counter()
-            for event in events:
-                started = time.perf_counter()
-                headers = event_headers(event)
-                try:
-                    raw = raw_codec.decode(event.value, headers)
-                    child(MESSAGES_DECODED, SERVICE, "articles_raw", "ok").inc()
-                    event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
-                    cpu_started = time.thread_time()
-                    enriched = enricher.enrich(raw, event_time)
-                    ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
-                    value, out_headers = enriched_codec.encode(enriched)
-                    if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
-                        raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
-                    results.append(_Outgoing(event, enriched_topic, value, out_headers, enriched, None))
-                except Exception as exc:  # per event: this article goes to the DLQ, the batch goes on
-                    if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
-                        MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
-                    else:
-                        log.exception("enrichment failed", extra={"offset": event.message.offset})
-                    m = event.message
-                    letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
-                    kept, letter = fit_dead_letter(event.value, letter, max_value_bytes)
-                    results.append(_Outgoing(event, dlq_topic, kept, letter, None, exc))
-                finally:
-                    ENRICHER_SECONDS.observe(time.perf_counter() - started)
-                # The loop turns between articles once one has taken a while: a batch of long ones
-                # must not starve the heartbeat /healthz reads, nor the producer's and the table's I/O
-                # (every article would cost a turn of faust's tasks: a few % of the CPU).
-                if time.perf_counter() - turned > YIELD_AFTER_S:
-                    await asyncio.sleep(0)
-                    turned = time.perf_counter()
-            try:
-                await story_index.stored()  # the decisions first: never an output a replay could contradict
-            except Exception:
-                # A story decision the broker never took. faust acknowledges the batch on the way out
-                # of this loop, whatever ends it: leave the way a kill -9 does, so the batch is read again.
-                log.critical("the story table's changelog refused a write; stopping", exc_info=True)
-                os._exit(70)
-            # faust's send returns before the broker has it, and faust may commit the source offsets
-            # meanwhile: a kill -9 then lost articles (seen in CI). Every ack is awaited before the
-            # batch is acknowledged.
-            await send_all(results)
-            for o in results:
-                if o.error is None:
-                    child(ENRICHER_ARTICLES, "enriched").inc()
-                    child(ENRICHER_LANGUAGES, o.enriched["language"]["code"]).inc()
-                    # Per type, not per mention: an article has dozens of mentions and three types.
-                    for entity_type, mentions in Counter(m["type"] for m in o.enriched["entities"]).items():
-                        child(ENRICHER_ENTITIES, entity_type).inc(mentions)
-                else:
-                    child(DEAD_LETTERS, SERVICE, "articles_raw", type(o.error).__name__).inc()
-                    child(ENRICHER_ARTICLES, "dead_lettered").inc()
-            app.pantau_processed += len(events)
-            for o in results:
-                limit.record(o.error is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
-            yield None
+        # event), then the batch's story decisions are awaited once and its outputs sent together:
+        # one broker round trip per batch, not two per article. The events are acknowledged by hand
+        # (noack_take) once their outputs are acknowledged, by a task that runs while the next batch
+        # is enriched: the worker does not sit idle through the round trip. One batch finishes at a
+        # time and in order, so outputs and acknowledgements keep the input's order.
+        finishing: asyncio.Task | None = None
+        try:
+            async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
+                results: list[_Outgoing] = []  # per event, in order: its article or its dead letter
+                turned = time.perf_counter()
+                for event in events:
+                    results.append(enrich_one(event))
+                    # The loop turns every few hundredths of a second of enrichment: the previous batch's
+                    # round trip goes on meanwhile, and /healthz's heartbeat and the table's I/O are served.
+                    if time.perf_counter() - turned > TURN_EVERY_S:
+                        await asyncio.sleep(0)
+                        turned = time.perf_counter()
+                for o in results:
+                    limit.record(o.error is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
+                decided = story_index.pending()  # this batch's decisions (and any before it)
+                if finishing is not None:
+                    await finishing
+                finishing = asyncio.ensure_future(finish(stream, events, results, decided))
+                finishing.add_done_callback(stop_on_failure)
+                yield None
+        finally:
+            # Stopping: a batch still on its way is not acknowledged and is read again (at least once).
+            if finishing is not None and not finishing.done():
+                finishing.remove_done_callback(stop_on_failure)
+                finishing.cancel()
+
+    def enrich_one(event) -> _Outgoing:
+        """Decode, enrich, encode one event; anything that fails makes it a dead letter."""
+        started = time.perf_counter()
+        headers = event_headers(event)
+        try:
+            raw = raw_codec.decode(event.value, headers)
+            child(MESSAGES_DECODED, SERVICE, "articles_raw", "ok").inc()
+            event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
+            cpu_started = time.thread_time()
+            enriched = enricher.enrich(raw, event_time)
+            ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
+            value, out_headers = enriched_codec.encode(enriched)
+            if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
+                raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
+            return _Outgoing(event, enriched_topic, value, out_headers, enriched, None)
+        except Exception as exc:  # per event: this article goes to the DLQ, the batch goes on
+            if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
+                MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
+            else:
+                log.exception("enrichment failed", extra={"offset": event.message.offset})
+            m = event.message
+            letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
+            kept, letter = fit_dead_letter(event.value, letter, max_value_bytes)
+            return _Outgoing(event, dlq_topic, kept, letter, None, exc)
+        finally:
+            ENRICHER_SECONDS.observe(time.perf_counter() - started)
 
     @app.timer(interval=PRUNE_INTERVAL_S)
     async def prune_story_index() -> None:

@@ -13,14 +13,17 @@ from faust.types import TP
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
 from pantau.common.errors import DeadLetterLimitExceeded
-from pantau.common.settings import DeadLetterSettings, KafkaSettings
+from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings
+from pantau.enricher.core import Enricher
 from pantau.enricher.fingerprint import WINDOW_S, StoryEntry, assign_story, bands, simhash
 from pantau.enricher.stream import TableStoryIndex, build_app
 from pantau.enricher.terms import TermMatcher, WatchedTerm
 
 
-def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_error=None, sent=None):
-    app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), kafka=kafka, dlq_settings=dlq_settings)
+def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_error=None, sent=None, settings=None,
+              changelog_delay_s=0.01):  # fmt: skip
+    app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), kafka=kafka, dlq_settings=dlq_settings,
+                    settings=settings)  # fmt: skip
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()
@@ -45,13 +48,21 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_erro
                 sent.append(("stories", {"key": fut.message.key, "value": fut.message.value}))
                 fut.set_result(None)
 
-            asyncio.get_running_loop().call_later(0.01, deliver)
+            asyncio.get_running_loop().call_later(changelog_delay_s, deliver)
 
         app.producer.send_soon = changelog
         app.producer.key_partition = lambda topic, key: TP(topic, 0)
         async with app.pantau_agent.test_context() as agent:
             for key, value, headers in messages:
-                await agent.put(value, key=key, headers=headers)
+                await agent.put(value, key=key, headers=headers, wait=False)
+            # A batch is finished (sent, then acknowledged) while the next is enriched: wait for the last.
+            for _ in range(1000):
+                if agent._crash_reason is not None:
+                    raise agent._crash_reason
+                if app.pantau_processed == len(messages):
+                    break
+                await asyncio.sleep(0.01)
+            assert app.pantau_processed == len(messages), "the agent did not finish every message in 10 s"
 
     asyncio.run(go())
     return sent
@@ -85,6 +96,30 @@ def test_valid_articles_are_enriched_and_validated(contracts):
     assert kompas["language"]["code"] == "id"
     assert {"term": "amunisi", "count": kompas["text"].lower().count("amunisi"), "exact": False} in kompas["terms"]
     assert "Q56226" in {c["id"] for c in kompas["canonical_entities"]}  # Kim Jong Un
+
+
+def test_a_batch_is_sent_while_the_next_is_enriched_and_outputs_keep_the_input_order(contracts, monkeypatch):
+    sent: list = []
+    enrich = Enricher.enrich
+
+    def recorded(self, raw, event_time):
+        sent.append(("enrich", {"key": raw["id"].encode()}))
+        return enrich(self, raw, event_time)
+
+    monkeypatch.setattr(Enricher, "enrich", recorded)
+    codec = Codec.for_topic(contracts, "articles_raw")
+    messages = []
+    for k, path in enumerate(contracts.examples("article-raw", 1) * 2):
+        article = dict(json.loads(path.read_text(encoding="utf-8")), id=f"{k:064x}")
+        value, headers = codec.encode(article)
+        messages.append((article["id"].encode(), value, headers))
+    # batches of two; each batch's story decisions take 0.3 s to reach the changelog
+    run_agent(contracts, messages, sent=sent, settings=EnricherSettings(batch_max=2), changelog_delay_s=0.3)
+    keys = [key for key, _, _ in messages]
+    steps = [(name, kw["key"]) for name, kw in sent if name in ("enrich", "enriched")]
+    # the second batch was enriched before the first was out, and every output went out in the input's order
+    assert steps.index(("enrich", keys[2])) < steps.index(("enriched", keys[0]))
+    assert [key for name, key in steps if name == "enriched"] == keys
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(contracts):
