@@ -70,7 +70,7 @@ class _Outgoing(NamedTuple):
     """What one event of a batch sends: its enriched article, or its dead letter (then `error`)."""
 
     event: Any
-    topic: Any
+    topic: str
     value: bytes
     headers: list
     enriched: dict | None
@@ -170,8 +170,6 @@ def build_app(
     app = make_app(settings.group, kafka, settings.data_dir, settings.table_partitions,
                    settings.table_replication_factor)  # fmt: skip
     raw_topic = app.topic(topics.articles_raw, **RAW_BYTES)
-    enriched_topic = app.topic(topics.articles_enriched, **RAW_BYTES)
-    dlq_topic = app.topic(topics.dlq_enricher, **RAW_BYTES)
     story_index = TableStoryIndex()
     # No value_type: faust would treat it as a Record model and fail to restore the changelog.
     # use_partitioner: an article's writes go to the changelog partition of its key, not of the
@@ -198,7 +196,10 @@ def build_app(
         never given up; duplicates of a retry are what at-least-once allows."""
         for attempt in itertools.count():
             try:
-                delivered = [await o.topic.send(key=o.event.key, value=o.value, headers=o.headers) for o in results]
+                # faust's producer, not Topic.send: that one waits a turn of the loop on some sends, and
+                # the loop turns only every TURN_EVERY_S while the next batch is enriched
+                send = app.producer.send
+                delivered = [await send(o.topic, o.event.key, o.value, None, None, o.headers) for o in results]
                 await asyncio.gather(*delivered)
                 return
             except Exception:
@@ -287,7 +288,7 @@ def build_app(
             value, out_headers = enriched_codec.encode(enriched)
             if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
                 raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
-            return _Outgoing(event, enriched_topic, value, out_headers, enriched, None)
+            return _Outgoing(event, topics.articles_enriched, value, out_headers, enriched, None)
         except Exception as exc:  # per event: this article goes to the DLQ, the batch goes on
             if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
                 MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
@@ -296,7 +297,7 @@ def build_app(
             m = event.message
             letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
             kept, letter = fit_dead_letter(event.value, letter, max_value_bytes)
-            return _Outgoing(event, dlq_topic, kept, letter, None, exc)
+            return _Outgoing(event, topics.dlq_enricher, kept, letter, None, exc)
         finally:
             ENRICHER_SECONDS.observe(time.perf_counter() - started)
 
@@ -312,5 +313,5 @@ def build_app(
             health.beat()
 
     app.pantau_agent = enrich_articles
-    app.pantau_topics = {"enriched": enriched_topic, "dlq": dlq_topic}  # for the in-process tests
+    app.pantau_topics = {"enriched": topics.articles_enriched, "dlq": topics.dlq_enricher}  # for in-process tests
     return app

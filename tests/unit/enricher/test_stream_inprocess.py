@@ -30,15 +30,15 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_erro
     sent: list[tuple[str, dict]] = [] if sent is None else sent
 
     async def go():
-        for name, topic in app.pantau_topics.items():
+        names = {topic: name for name, topic in app.pantau_topics.items()}
 
-            async def record(*_, _name=name, **kwargs):
-                sent.append((_name, kwargs))
-                delivered = asyncio.get_running_loop().create_future()  # as faust's: the broker's ack
-                delivered.set_result(None)
-                return delivered
+        async def record(topic, key, value, partition, timestamp, headers):
+            sent.append((names[topic], {"key": key, "value": value, "headers": headers}))
+            delivered = asyncio.get_running_loop().create_future()  # as faust's: the broker's ack
+            delivered.set_result(None)
+            return delivered
 
-            topic.send = record
+        app.producer.send = record
 
         def changelog(fut):  # the story table's writes: recorded when delivered, a moment later
             def deliver():
