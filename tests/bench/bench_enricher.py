@@ -103,7 +103,8 @@ def _stream(warm_up: list[dict], articles: list[dict]) -> tuple[float, float, fl
         deadline = time.monotonic() + 600
         while seen < len(warm_up) and time.monotonic() < deadline:
             seen += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
-        cpu_before, enrich_before = _cpu_seconds(worker.pid), _enrich_cpu(port)
+        enrich_before = _enrich_cpu(port)  # first: the scrape's own CPU is not the stream's
+        cpu_before = _cpu_seconds(worker.pid)
         sent_at = time.time()
         send(articles)  # the worker is warm and idle: what follows is its steady rate
         while len(timestamps) < len(articles) and time.monotonic() < deadline:
