@@ -172,12 +172,37 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     worker.execute_from_commandline()
 
 
+def changelog_topics(app: faust.App) -> dict[str, tuple[int, dict[str, str]]]:
+    """The changelog topics of an app's tables, as faust would create them: name → (partitions, topic
+    configs). For `ensure_topics` before the worker starts."""
+    from mode.utils.times import want_seconds
+
+    out = {}
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        policy = [flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
+        configs = {"cleanup.policy": ",".join(policy)} if policy else {}
+        if topic.retention:
+            configs["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        configs.update({key: str(value) for key, value in (topic.config or {}).items()})
+        out[topic.get_topic_name()] = (topic.partitions or app.conf.topic_partitions, configs)
+    return out
+
+
+def ensure_changelogs(kafka: KafkaSettings, app: faust.App, replication_factor: int) -> None:
+    """`ensure_topics` for the changelog topics of the app's tables."""
+    topics = changelog_topics(app)
+    ensure_topics(kafka, {name: partitions for name, (partitions, _) in topics.items()}, replication_factor,
+                  configs={name: configs for name, (_, configs) in topics.items()})  # fmt: skip
+
+
 def ensure_topics(kafka: KafkaSettings, partitions: dict[str, int], replication_factor: int,
-                  timeout_s: float = 60.0) -> None:  # fmt: skip
-    """Create a worker's internal topics before faust starts, and wait until the broker's metadata
-    shows them. faust creates them itself, but its first group assignment can run before the new
-    topic is in the metadata: it then ignores the topic ("Ignoring missing topic") and the agent on
-    it receives nothing until the next rebalance."""
+                  timeout_s: float = 60.0, configs: dict[str, dict[str, str]] | None = None) -> None:  # fmt: skip
+    """Create a worker's internal topics (with their `configs`) before faust starts, and wait until the
+    broker's metadata shows them. faust creates them itself, but its first group assignment can run
+    before the new topic is in the metadata: it then ignores the topic ("Ignoring missing topic"), and
+    an agent on it receives nothing, and a global table on it never recovers (the worker then processes
+    nothing), until the next rebalance."""
     import contextlib
     import time
 
@@ -191,7 +216,10 @@ def ensure_topics(kafka: KafkaSettings, partitions: dict[str, int], replication_
         missing = [name for name in partitions if name not in set(admin.list_topics())]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker made them first
-                admin.create_topics([NewTopic(name, partitions[name], replication_factor) for name in missing])
+                admin.create_topics([
+                    NewTopic(name, partitions[name], replication_factor, topic_configs=(configs or {}).get(name, {}))
+                    for name in missing
+                ])  # fmt: skip
     finally:
         admin.close()
     consumer = make_consumer(kafka, "faust-topics", group_id=None)

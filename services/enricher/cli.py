@@ -88,7 +88,7 @@ def enricher() -> None:
 @enricher.command("run")
 def enricher_run() -> None:
     """Run one enricher worker: articles.raw → articles.enriched (scale by starting more)."""
-    from pantau.common.faust_io import run_worker
+    from pantau.common.faust_io import ensure_changelogs, run_worker
     from pantau.common.kafka_io import broker_reachable
     from pantau.common.metrics import ENRICHER_MODEL_LOAD_SECONDS
     from pantau.common.runtime import run_service_process
@@ -101,6 +101,7 @@ def enricher_run() -> None:
         ENRICHER_MODEL_LOAD_SECONDS.set(warm_up())
         ctx.health.add_check("kafka", lambda: broker_reachable(ctx.kafka.servers))
         app = build_app(ctx.contracts, terms, ctx.kafka, settings=settings, health=ctx.health)
+        ensure_changelogs(ctx.kafka, app, settings.table_replication_factor)
         run_worker(app)
 
     run_service_process("enricher", body)

@@ -214,3 +214,36 @@ def test_broker_reachable_tells_a_live_broker_from_a_dead_port(kafka_settings):
 
     assert broker_reachable(kafka_settings.servers)
     assert not broker_reachable(["127.0.0.1:1"])
+
+
+def test_a_workers_changelog_topics_exist_with_fausts_configs_before_it_starts(kafka_settings, contracts):
+    # faust creates them at start, and its first assignment can miss a topic that new: the enricher's
+    # story table then never recovered and the worker processed nothing (seen after `make infra-wipe`).
+    import uuid
+
+    from pantau.alerter.stream import build_app as alerter_app
+    from pantau.common.faust_io import ensure_changelogs
+    from pantau.common.settings import AlerterSettings, EnricherSettings
+    from pantau.enricher.stream import build_app as enricher_app
+    from pantau.enricher.terms import TermMatcher
+
+    suffix = uuid.uuid4().hex[:8]
+    enricher = enricher_app(contracts, TermMatcher([]), kafka_settings, settings=EnricherSettings(group=f"e-{suffix}"))
+    alerter = alerter_app(contracts, kafka_settings, settings=AlerterSettings(group=f"a-{suffix}"))
+    for app in (enricher, alerter):
+        ensure_changelogs(kafka_settings, app, 1)
+        ensure_changelogs(kafka_settings, app, 1)  # again: a second worker finds them there
+    admin = make_admin(kafka_settings)
+    try:
+        names = [f"e-{suffix}-story-entries-changelog"] + [
+            f"a-{suffix}-{t}-changelog" for t in ("watches", "volumes", "merger")
+        ]
+        states = describe_existing(admin, names)
+        assert set(states) == set(names)
+        story = states[names[0]]
+        assert story.partitions == 6 and story.config["cleanup.policy"] == "compact,delete"
+        assert story.config["retention.ms"] == str(2 * 3 * 24 * 3600 * 1000)
+        assert states[names[3]].partitions == 1 and states[names[1]].config["cleanup.policy"] == "compact"
+    finally:
+        admin.delete_topics(names)
+        admin.close()
