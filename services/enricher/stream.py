@@ -63,6 +63,7 @@ SERVICE = "enricher"
 SEND_BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 BAND_ENTRIES = 32  # entries kept per SimHash band, within the story window (4 x 65,536 bands at most)
 PRUNE_INTERVAL_S = 600.0  # a sweep of the story index (~0.1 s at 300,000 articles) this often
+DRAIN_S = 10.0  # how long a stopping worker waits for its last batch's round trip
 TURN_EVERY_S = 0.02  # enrichment time after which a batch lets the event loop turn
 
 
@@ -269,10 +270,26 @@ def build_app(
                 finishing.add_done_callback(stop_on_failure)
                 yield None
         finally:
-            # Stopping: a batch still on its way is not acknowledged and is read again (at least once).
+            # Stopping: the batch on its way finishes its round trip, so its offsets are committed with the
+            # others (drain, then commit); past DRAIN_S (a broker away) it is cancelled and read again.
             if finishing is not None and not finishing.done():
-                finishing.remove_done_callback(stop_on_failure)
-                finishing.cancel()
+                await drain(finishing)
+
+    async def drain(finishing: asyncio.Task) -> None:
+        """Wait for the last batch's round trip, DRAIN_S at most. faust cancels a stopping agent's task
+        (more than once): the wait goes on through that, up to the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_S
+        while not finishing.done() and loop.time() < deadline:
+            try:
+                await asyncio.wait_for(asyncio.shield(finishing), deadline - loop.time())
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # timed out (a broker away), or finish failed (stop_on_failure reports it)
+                break
+        if not finishing.done():  # at least once: its events are read again
+            finishing.remove_done_callback(stop_on_failure)
+            finishing.cancel()
 
     def enrich_one(event) -> _Outgoing:
         """Decode, enrich, encode one event; anything that fails makes it a dead letter."""

@@ -21,13 +21,14 @@ from pantau.enricher.terms import TermMatcher, WatchedTerm
 
 
 def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_error=None, sent=None, settings=None,
-              changelog_delay_s=0.01):  # fmt: skip
+              changelog_delay_s=0.01, stop_once_decided=False):  # fmt: skip
     app = build_app(contracts, TermMatcher([WatchedTerm("amunisi")]), kafka=kafka, dlq_settings=dlq_settings,
                     settings=settings)  # fmt: skip
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()
     sent: list[tuple[str, dict]] = [] if sent is None else sent
+    decided: list = []
 
     async def go():
         names = {topic: name for name, topic in app.pantau_topics.items()}
@@ -41,6 +42,8 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_erro
         app.producer.send = record
 
         def changelog(fut):  # the story table's writes: recorded when delivered, a moment later
+            decided.append(fut)
+
             def deliver():
                 if changelog_error is not None:
                     fut.set_exception(changelog_error)
@@ -55,6 +58,10 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_erro
         async with app.pantau_agent.test_context() as agent:
             for key, value, headers in messages:
                 await agent.put(value, key=key, headers=headers, wait=False)
+            if stop_once_decided:  # stop while the last batch waits for its story decisions to be stored
+                while len(decided) < len(messages):
+                    await asyncio.sleep(0.01)
+                return
             # A batch is finished (sent, then acknowledged) while the next is enriched: wait for the last.
             for _ in range(1000):
                 if agent._crash_reason is not None:
@@ -120,6 +127,12 @@ def test_a_batch_is_sent_while_the_next_is_enriched_and_outputs_keep_the_input_o
     # the second batch was enriched before the first was out, and every output went out in the input's order
     assert steps.index(("enrich", keys[2])) < steps.index(("enriched", keys[0]))
     assert [key for name, key in steps if name == "enriched"] == keys
+
+
+def test_a_stopping_worker_drains_the_batch_on_its_way(contracts):
+    messages = raw_messages(contracts)
+    sent = run_agent(contracts, messages, changelog_delay_s=0.5, stop_once_decided=True)
+    assert [name for name, _ in sent].count("enriched") == len(messages)  # sent, not dropped at the stop
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(contracts):
