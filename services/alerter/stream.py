@@ -34,8 +34,8 @@ from pantau.alerter.feed import SubscriptionFeed
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import ROOM_BYTES, DeadLetterLimit, Provenance, dead_letter_headers, fit_dead_letter
-from pantau.common.errors import InvalidMessage
-from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
+from pantau.common.errors import DeadLetterLimitExceeded, InvalidMessage
+from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app, stop_worker
 from pantau.common.health import Health
 from pantau.common.metrics import (
     ALERTER_ALERTS,
@@ -175,7 +175,10 @@ def build_app(
                 ALERTER_ARTICLES.labels("dead_lettered").inc()
             finally:
                 app.pantau_processed += 1
-            limit.record(dead)
+            try:
+                limit.record(dead)
+            except DeadLetterLimitExceeded as exc:  # a bad release or schema: stop, page someone
+                stop_worker(str(exc))
             yield None
 
     # ---- 2. detect -----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ the alerter; their cores never import it."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -131,6 +133,19 @@ def make_app(app_id: str, kafka: KafkaSettings, data_dir: Path, partitions: int,
     app = _App(app_id, **config)
     app.transport = _Transport(app.conf.broker_consumer, app)
     return app
+
+
+log = logging.getLogger(__name__)
+EXIT_STOPPED = 70  # EX_SOFTWARE: the worker stopped itself; its supervisor restarts it (and someone is paged)
+
+
+def stop_worker(reason: str, exc: BaseException | bool | None = None) -> NoReturn:
+    """Leave now, the way a kill -9 does: the events this worker has not acknowledged are read again by
+    the worker that takes its partitions. Raising in an agent would not stop it: faust's supervisor
+    restarts the agent, and the events it held stay unacknowledged, which blocks every later rebalance
+    and a clean shutdown while /healthz still says healthy."""
+    log.critical(reason, exc_info=exc)
+    os._exit(EXIT_STOPPED)
 
 
 def event_headers(event) -> list[tuple[str, bytes]]:

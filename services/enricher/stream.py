@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
@@ -39,8 +38,8 @@ from pantau.common.backoff import Backoff
 from pantau.common.codec import Codec
 from pantau.common.contracts import Contracts
 from pantau.common.dlq import ROOM_BYTES, DeadLetterLimit, Provenance, dead_letter_headers, fit_dead_letter
-from pantau.common.errors import InvalidMessage
-from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app
+from pantau.common.errors import DeadLetterLimitExceeded, InvalidMessage
+from pantau.common.faust_io import RAW_BYTES, ChangelogWaits, event_headers, make_app, stop_worker
 from pantau.common.health import Health
 from pantau.common.metrics import (
     DEAD_LETTERS,
@@ -216,8 +215,7 @@ def build_app(
         except Exception:
             # A story decision the broker never took: leave the way a kill -9 does, so the batch (its
             # events are not acknowledged) is read again.
-            log.critical("the story table's changelog refused a write; stopping", exc_info=True)
-            os._exit(70)
+            stop_worker("the story table's changelog refused a write; stopping", True)
         # faust's send returns before the broker has it: every ack is awaited before the events are
         # acknowledged, or a kill -9 could lose articles whose offsets faust had committed (seen in CI).
         await send_all(results)
@@ -238,8 +236,7 @@ def build_app(
     def stop_on_failure(task: asyncio.Task) -> None:
         failure = None if task.cancelled() else task.exception()
         if isinstance(failure, Exception):  # a bug: nothing in finish raises by design
-            log.critical("finishing a batch failed; stopping", exc_info=failure)
-            os._exit(70)
+            stop_worker("finishing a batch failed; stopping", failure)
 
     @app.agent(raw_topic, concurrency=1)
     async def enrich_articles(stream):
@@ -261,11 +258,14 @@ def build_app(
                     if time.perf_counter() - turned > TURN_EVERY_S:
                         await asyncio.sleep(0)
                         turned = time.perf_counter()
-                for o in results:
-                    limit.record(o.error is not None)  # raises DeadLetterLimitExceeded: the worker stops, loudly
+                try:
+                    for o in results:
+                        limit.record(o.error is not None)
+                except DeadLetterLimitExceeded as exc:  # a bad release or schema: stop, page someone
+                    stop_worker(str(exc))
                 decided = story_index.pending()  # this batch's decisions (and any before it)
                 if finishing is not None:
-                    await finishing
+                    await asyncio.shield(finishing)  # a stopping agent drains it (finally), never cancels it
                 finishing = asyncio.ensure_future(finish(stream, events, results, decided))
                 finishing.add_done_callback(stop_on_failure)
                 yield None

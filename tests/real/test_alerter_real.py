@@ -187,3 +187,15 @@ def test_surge_is_one_incident_through_a_rebalance(kafka_settings, contracts, ap
         assert len(hits) >= 20 and all(r.partition == partition_of(r.key.decode(), 3) for r in hits)
     finally:
         stop(first, second)
+
+
+def test_a_worker_whose_messages_all_fail_exits_to_be_restarted(kafka_settings, contracts, applied_topics, worker_env,
+                                                                tmp_path):  # fmt: skip
+    produce(kafka_settings, contracts, applied_topics.articles_enriched, [],
+            extra=[(b"junk-%d" % i, b"\xff not an article") for i in range(30)])  # fmt: skip
+    worker = start_worker({**worker_env, "PANTAU_DLQ_WINDOW": "20", "PANTAU_DLQ_MIN_MESSAGES": "10"}, 3, tmp_path)
+    try:
+        assert worker.wait(120) == 70, (tmp_path / "workers.log").read_text()[-3000:]
+    finally:
+        worker.kill()
+    assert "were dead-lettered" in (tmp_path / "workers.log").read_text()

@@ -201,3 +201,20 @@ def test_copies_get_one_story_whichever_worker_sees_them(kafka_settings, contrac
     finally:
         producer.close()
         stop(first, second)
+
+
+def test_a_worker_whose_messages_all_fail_exits_to_be_restarted(kafka_settings, applied_topics, worker_env, tmp_path):
+    # Raising in the agent did not stop it: faust's supervisor restarted the agent, which then held its
+    # unacknowledged batch forever (blocking rebalances and shutdown) while /healthz said healthy.
+    producer = make_producer(kafka_settings, "tests")
+    for i in range(30):
+        producer.send(applied_topics.articles_raw, key=b"junk-%d" % i, value=b"\xff not an article")
+    producer.flush()
+    producer.close()
+    env = {**worker_env, "PANTAU_DLQ_WINDOW": "20", "PANTAU_DLQ_MIN_MESSAGES": "10"}
+    worker = start_worker(env, free_port(), tmp_path / "worker.log")
+    try:
+        assert worker.wait(120) == 70, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        stop(worker)
+    assert "were dead-lettered" in (tmp_path / "worker.log").read_text()

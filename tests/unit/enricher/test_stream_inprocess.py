@@ -12,7 +12,6 @@ from faust.types import TP
 
 from pantau.common.codec import Codec
 from pantau.common.dlq import read_provenance
-from pantau.common.errors import DeadLetterLimitExceeded
 from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings
 from pantau.enricher.core import Enricher
 from pantau.enricher.fingerprint import WINDOW_S, StoryEntry, assign_story, bands, simhash
@@ -177,7 +176,7 @@ def test_a_story_decision_the_broker_refuses_stops_the_worker_before_any_output(
         asyncio.get_running_loop().stop()
         raise Exited(code)
 
-    monkeypatch.setattr("pantau.enricher.stream.os._exit", exit_)
+    monkeypatch.setattr("pantau.common.faust_io.os._exit", exit_)
     sent: list = []
     with pytest.raises(RuntimeError, match="Event loop stopped"):
         run_agent(contracts, raw_messages(contracts), changelog_error=RuntimeError("broker gone"), sent=sent)
@@ -185,10 +184,23 @@ def test_a_story_decision_the_broker_refuses_stops_the_worker_before_any_output(
     assert [name for name, _ in sent] == []  # no article and no dead letter went out
 
 
-def test_a_stage_whose_messages_all_fail_stops(contracts):
+def test_a_stage_whose_messages_all_fail_exits(contracts, monkeypatch):
+    # exits, not raises: faust's supervisor restarts an agent that raises (test_context's crashes the app)
+    exits: list[int] = []
+
+    class Exited(BaseException):  # nothing after os._exit runs in the agent
+        pass
+
+    def exit_(code):
+        exits.append(code)
+        asyncio.get_running_loop().stop()
+        raise Exited(code)
+
+    monkeypatch.setattr("pantau.common.faust_io.os._exit", exit_)
     poison = [(b"k%d" % i, b"junk", []) for i in range(20)]
-    with pytest.raises(DeadLetterLimitExceeded):
+    with pytest.raises(RuntimeError, match="Event loop stopped"):
         run_agent(contracts, poison, DeadLetterSettings(max_ratio=0.5, window=10, min_messages=5))
+    assert exits == [70]
 
 
 class _Store(dict):
