@@ -162,7 +162,7 @@ def alerter_run() -> None:
     """Run one alerter worker: articles.enriched + subscriptions → alerts (scale by starting more;
     give each worker on one host its own PANTAU_ALERTER_WEB_PORT)."""
     from pantau.alerter.stream import build_app, internal_topics
-    from pantau.common.faust_io import ensure_changelogs, ensure_topics, run_worker
+    from pantau.common.faust_io import ensure_changelogs, run_worker
     from pantau.common.kafka_io import broker_reachable
     from pantau.common.runtime import run_service_process
     from pantau.common.settings import AlerterSettings
@@ -171,9 +171,8 @@ def alerter_run() -> None:
 
     def body(ctx):
         ctx.health.add_check("kafka", lambda: broker_reachable(ctx.kafka.servers))
-        ensure_topics(ctx.kafka, dict(internal_topics(settings)), settings.table_replication_factor)
         app = build_app(ctx.contracts, ctx.kafka, settings=settings, health=ctx.health)
-        ensure_changelogs(ctx.kafka, app, settings.table_replication_factor)
+        ensure_changelogs(ctx.kafka, app, settings.table_replication_factor, others=dict(internal_topics(settings)))
         ctx.health.add_check("subscriptions", app.pantau_feed.caught_up.is_set)
         run_worker(app)
 

@@ -16,6 +16,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pantau.common.settings import KafkaSettings
 
+log = logging.getLogger(__name__)
+EXIT_STOPPED = 70  # EX_SOFTWARE: the worker stopped itself; its supervisor restarts it (and someone is paged)
+
 # Topics whose messages the agents decode themselves, inside their per-event error handling (faust's
 # own decoding would crash the agent in a loop on one bad message).
 RAW_BYTES = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -135,10 +138,6 @@ def make_app(app_id: str, kafka: KafkaSettings, data_dir: Path, partitions: int,
     return app
 
 
-log = logging.getLogger(__name__)
-EXIT_STOPPED = 70  # EX_SOFTWARE: the worker stopped itself; its supervisor restarts it (and someone is paged)
-
-
 def stop_worker(reason: str, exc: BaseException | bool | None = None) -> NoReturn:
     """Leave now, the way a kill -9 does: the events this worker has not acknowledged are read again by
     the worker that takes its partitions. Raising in an agent would not stop it: faust's supervisor
@@ -204,10 +203,12 @@ def changelog_topics(app: faust.App) -> dict[str, tuple[int, dict[str, str]]]:
     return out
 
 
-def ensure_changelogs(kafka: KafkaSettings, app: faust.App, replication_factor: int) -> None:
-    """`ensure_topics` for the changelog topics of the app's tables."""
+def ensure_changelogs(kafka: KafkaSettings, app: faust.App, replication_factor: int,
+                      others: dict[str, int] | None = None) -> None:  # fmt: skip
+    """`ensure_topics` for the changelog topics of the app's tables, and its `others` (name → partitions)."""
     topics = changelog_topics(app)
-    ensure_topics(kafka, {name: partitions for name, (partitions, _) in topics.items()}, replication_factor,
+    partitions = {**(others or {}), **{name: count for name, (count, _) in topics.items()}}
+    ensure_topics(kafka, partitions, replication_factor,
                   configs={name: configs for name, (_, configs) in topics.items()})  # fmt: skip
 
 

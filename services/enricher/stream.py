@@ -191,9 +191,9 @@ def build_app(
     max_value_bytes = kafka.max_message_bytes - ROOM_BYTES  # room for the key, headers and batch framing
 
     async def send_all(results: list[_Outgoing]) -> None:
-        """Send a batch's outputs and await every acknowledgement. faust acknowledges the batch's
-        events once this returns, and even if it raises: so a failed send is retried (transient),
-        never given up; duplicates of a retry are what at-least-once allows."""
+        """Send a batch's outputs and await every acknowledgement. A failed send is retried (transient),
+        never given up: the batch's events are acknowledged only after this returns, and the next batch
+        waits; duplicates of a retry are what at-least-once allows."""
         for attempt in itertools.count():
             try:
                 # faust's producer, not Topic.send: that one waits a turn of the loop on some sends, and
