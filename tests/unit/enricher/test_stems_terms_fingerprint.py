@@ -228,6 +228,9 @@ def test_sastrawi_sped_up_gives_the_stems_of_sastrawi_as_published(monkeypatch):
     import re
     import sys
 
+    from Sastrawi.Stemmer.Context.Context import Context
+
+    from pantau.enricher import stems
     from pantau.enricher.stems import LEXICON_PATH, _SastrawiRe, sastrawi_stem
 
     with gzip.open(LEXICON_PATH, "rt", encoding="utf-8") as lines:
@@ -236,7 +239,11 @@ def test_sastrawi_sped_up_gives_the_stems_of_sastrawi_as_published(monkeypatch):
     modules = list(sys.modules.items())
     patched = [name for name, module in modules if isinstance(getattr(module, "re", None), _SastrawiRe)]
     assert len(patched) > 40
+    stems._prefix_passes.clear()
     fast = [sastrawi_stem(form) for form in sample]
+    assert [sastrawi_stem(form) for form in sample] == fast  # now from the remembered prefix passes
+    assert Context.accept_prefix_visitors is not stems._sastrawi_prefix_pass
+    monkeypatch.setattr(Context, "accept_prefix_visitors", stems._sastrawi_prefix_pass)
     for name in patched:
         monkeypatch.setattr(sys.modules[name], "re", re)
     assert [sastrawi_stem(form) for form in sample] == fast
