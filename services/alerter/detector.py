@@ -642,11 +642,14 @@ class Merger:
 
 
 def run_terms(
-    events: Iterable[Any], thresholds: Thresholds, cfg: DetectorConfig | None = None
+    events: Iterable[Any], thresholds: Thresholds, cfg: DetectorConfig | None = None, updates: bool = False
 ) -> list[tuple[str, float]]:
     """Detection over term-labelled events (anything with time, story_id, source, terms, history),
     as the stream does it: the overall volume, one watch per term, ticks for open incidents.
-    Returns (term, detection time) for each incident start. Used by the evaluation harness."""
+    Returns (term, detection time) for each incident start, and with `updates` also for each update
+    (a grown incident: its subscribers are sent the new revision). The evaluation harness scores
+    updates too: a spike that arrives while the term's incident is still open reaches the subscriber
+    as an update, and an update outside every spike is a message as false as a new alert."""
     det = Detector(cfg)
     states: dict[str, WatchState] = {}
     out: list[tuple[str, float]] = []
@@ -655,15 +658,16 @@ def run_terms(
         det.count_article(ev.time)
         if det.volume.closed != closed:
             for term in [k for k, ws in states.items() if ws.state != QUIET]:
-                det.evaluate(term, states[term], thresholds, fire=False)
+                det.evaluate(term, states[term], thresholds, fire=False)  # only ends incidents
         for term in ev.terms:
             ws = states.setdefault(term, WatchState())
             counted = det.add(ws, Hit(ev.time, ev.story_id, ev.source, {}, backfill=ev.history))
             before = ws.state
             firing = det.evaluate(term, ws, thresholds, fire=counted)
-            # An incident starts, or one cooling down re-opens (its subscribers are told again);
-            # updates of a firing incident are not new alerts.
-            if firing is not None and before != FIRING and ws.state == FIRING:
+            if firing is None:
+                continue
+            # An incident starts, or one cooling down re-opens (its subscribers are told again).
+            if (before != FIRING and ws.state == FIRING) or (updates and firing.state == "updated"):
                 out.append((term, firing.detected_at))
     return out
 
@@ -672,6 +676,6 @@ def evaluation_detectors(cfg: DetectorConfig | None = None) -> dict[str, Any]:
     """One detect callable per sensitivity preset, for `python -m pantau.alerter.evaluate`."""
 
     def make(name: str):
-        return lambda events: run_terms(events, PRESETS[name], cfg)
+        return lambda events: run_terms(events, PRESETS[name], cfg, updates=True)
 
     return {f"pantau-{name}": make(name) for name in ("high", "normal", "low")}

@@ -25,12 +25,15 @@ intensity (incl. the day noise, excl. the term's own gamma multipliers) integrat
 Warm-up articles (the first `warmup_days`) carry `history=True`: detectors may build baselines from
 them; nothing in the warm-up is scored.
 
-Scoring (`score`): a spike is detected if a detection on its term falls in [start, end + 6 h]; the
-delay is the first such detection - start, in 15-minute buckets (floor: 0 = within the first 15
-minutes). A scored detection (at or after the warm-up end) outside every [start - 1 h, end + 24 h] of
-its term's spikes is unexplained; unexplained detections of a term less than or exactly 6 h apart chain
-into one false alert. precision = detected spikes / (detected spikes + false alerts); false alerts
-per term-day divide by terms x scored days. `pool` adds up the scores of several scenarios (seeds).
+Scoring (`score`): a detection is a message the term's subscribers receive: each alert of the ratio
+rule; Pantau's first alert of an incident, its re-opening and its updates (a spike that arrives while an
+incident is open is told as an update), not its resolution. A spike is detected if a detection on its
+term falls in [start, end + 6 h]; the delay is the first such detection - start, in 15-minute buckets
+(floor: 0 = within the first 15 minutes). A scored detection (at or after the warm-up end) outside
+every [start - 1 h, end + 24 h] of its term's spikes is unexplained; unexplained detections of a term
+less than or exactly 6 h apart chain into one false alert. precision = detected spikes / (detected
+spikes + false alerts); false alerts per term-day divide by terms x scored days. `pool` adds up the
+scores of several scenarios (seeds).
 
 Baseline (`ratio_rule_detect`): ElastAlert's `spike` rule (elastalert/ruletypes.py `SpikeRule`, the
 same in ElastAlert 2), one rule per term (equivalently `query_key` on the term), counting documents:

@@ -213,6 +213,20 @@ def test_incident_lifecycle_one_alert_an_update_when_it_grows_then_resolved():
     assert [f.revision for f in firings] == list(range(1, len(firings) + 1))
 
 
+def test_the_evaluation_counts_an_update_as_news_a_subscriber_receives():
+    # A second, bigger surge while the first incident is still open is no new incident: its
+    # subscribers learn of it from an update, which is what the evaluation scores.
+    events = background() + surge("amunisi", SPIKE_AT, 15, 8) + surge("amunisi", SPIKE_AT + 3600, 40, 12, seed=3)
+    events = sorted((Ev(e.time, f"{e.story_id}-{i}", e.source, e.terms, e.history) for i, e in enumerate(events)),
+                    key=lambda e: e.time)  # fmt: skip
+    starts = run_terms(events, PRESETS["normal"])
+    with_updates = run_terms(events, PRESETS["normal"], updates=True)
+    updates = [f for f in _lifecycle(events) if f.state == "updated"]
+    assert [term for term, _ in starts] == ["amunisi"]
+    assert with_updates == starts + [("amunisi", f.detected_at) for f in updates]
+    assert any(when >= SPIKE_AT + 3600 for _, when in with_updates[1:])
+
+
 def test_a_refire_within_cooldown_reopens_the_same_incident():
     first = surge("amunisi", SPIKE_AT, 15, 8)
     again = [
