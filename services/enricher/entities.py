@@ -447,6 +447,28 @@ def crf() -> Crf:
 def model_spans(values: list[str], matches: list[list[AliasMatch]]) -> list[list[Span]]:
     """Mentions the Indonesian model tags in each field, as (start, end, type) character spans. The fields are
     decoded in one batch: the decoder's cost is mostly per call, not per word."""
+    return model_spans_many([(values, matches)])[0]
+
+
+def model_spans_many(articles: list[tuple[list[str], list[list[AliasMatch]]]]) -> list[list[list[Span]]]:
+    """`model_spans` of several articles (their fields and gazetteer matches), decoded together in as few calls as
+    WORD_CACHE allows. Every sentence is decoded on its own, so an article gets the same spans in any batch."""
+    prepared = [_model_input(values, matches) for values, matches in articles]
+    out: list[list[list[Span]]] = []
+    group: list[tuple[list[str], list[str], list[tuple[int, int]], list]] = []
+    words_in_group = 0
+    for item in [*prepared, None]:
+        if item is None or (group and words_in_group + len(item[0]) > WORD_CACHE):
+            out += _decode(group)
+            group, words_in_group = [], 0
+        if item is not None:
+            group.append(item)
+            words_in_group += len(item[0])
+    return out
+
+
+def _model_input(values: list[str], matches: list[list[AliasMatch]]):
+    """(words, gazetteer tags, sentence ranges, per field: (first word, token spans)) of one article."""
     words: list[str] = []
     tags: list[str] = []
     ranges: list[tuple[int, int]] = []
@@ -459,11 +481,29 @@ def model_spans(values: list[str], matches: list[list[AliasMatch]]) -> list[list
         tags += alias_tags(spans, field_matches)
         ranges += [(first + offset, last + offset) for first, last in sentences(head, spans)]
         fields.append((offset, spans))
-    labels = crf().tag(words, ranges, tags)
-    return [
-        [(spans[s][0], spans[e - 1][1], kind) for s, e, kind in iob_spans(labels[offset : offset + len(spans)])]
-        for offset, spans in fields
-    ]
+    return words, tags, ranges, fields
+
+
+def _decode(group: list) -> list[list[list[Span]]]:
+    """One model call for the articles of `group` (see `_model_input`), split back per article and field."""
+    words: list[str] = []
+    tags: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    for article_words, article_tags, article_ranges, _ in group:
+        base = len(words)
+        words += article_words
+        tags += article_tags
+        ranges += [(first + base, last + base) for first, last in article_ranges]
+    labels = crf().tag(words, ranges, tags) if words else []
+    out, base = [], 0
+    for article_words, _, _, fields in group:
+        out.append([
+            [(spans[s][0], spans[e - 1][1], kind)
+             for s, e, kind in iob_spans(labels[base + offset : base + offset + len(spans)])]
+            for offset, spans in fields
+        ])  # fmt: skip
+        base += len(article_words)
+    return out
 
 
 def iob_spans(labels: list[str]) -> list[Span]:
@@ -718,21 +758,35 @@ def find_entities(title: str, text: str, language: str) -> list[Mention]:
     """Entity mentions of an article, body first, then title; each sorted by offset. `language` is an ISO 639-1
     code: "id" uses the model, "en" the English rules, any other the gazetteer alone. Never raises on str input;
     the first call loads the model and the gazetteer (~0.5 s)."""
-    values = [text or "", title or ""]
-    matches = [gazetteer().match(value, language) for value in values]
-    if language == "id":
-        found = model_spans(values, matches)
-    elif language == "en":
-        found = [
-            english_spans(head, [m.span() for m in TOKEN.finditer(head)], field_matches)
-            for head, field_matches in zip((v[:MODEL_MAX_CHARS] for v in values), matches, strict=True)
-        ]
-    else:
-        found = [[], []]
-    body = field_mentions("text", values[0], found[0], matches[0], language, frozenset())
-    known = frozenset(m.text.lower() for m in body)
-    head = field_mentions("title", values[1], found[1], matches[1], language, known)
-    return link_short_names(body + head)
+    return find_entities_many([(title, text, language)])[0]
+
+
+def find_entities_many(articles: list[tuple[str, str, str]]) -> list[list[Mention]]:
+    """`find_entities` of several (title, text, language) articles. The Indonesian ones share the model's calls: a
+    call costs mostly per step of the decoder, not per word, so 32 articles in one take a third less than one each.
+    Each article gets the same mentions as on its own."""
+    values = [[text or "", title or ""] for title, text, _ in articles]
+    matches = [
+        [gazetteer().match(value, language) for value in pair]
+        for pair, (_, _, language) in zip(values, articles, strict=True)
+    ]
+    indonesian = [i for i, (_, _, language) in enumerate(articles) if language == "id"]
+    found: dict[int, list[list[Span]]] = dict(
+        zip(indonesian, model_spans_many([(values[i], matches[i]) for i in indonesian]), strict=True)
+    )
+    out = []
+    for i, (_, _, language) in enumerate(articles):
+        if language == "en":
+            found[i] = [
+                english_spans(head, [m.span() for m in TOKEN.finditer(head)], field_matches)
+                for head, field_matches in zip((v[:MODEL_MAX_CHARS] for v in values[i]), matches[i], strict=True)
+            ]
+        spans = found.get(i, [[], []])
+        body = field_mentions("text", values[i][0], spans[0], matches[i][0], language, frozenset())
+        known = frozenset(m.text.lower() for m in body)
+        head = field_mentions("title", values[i][1], spans[1], matches[i][1], language, known)
+        out.append(link_short_names(body + head))
+    return out
 
 
 def canonical_entities(mentions: list[Mention]) -> list[dict]:

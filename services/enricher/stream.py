@@ -8,7 +8,8 @@ an article that did not come out.
 
 Per event, in order: decode and validate (raw bytes: a message faust's serializer cannot decode
 would crash the agent in a loop, so decoding happens here, inside the per-event error handling);
-enrich; encode and validate. Anything that fails for this one event — invalid bytes, a schema
+enrich (the entity model runs once for up to ENTITY_BATCH events: its cost is mostly per call);
+encode and validate. Anything that fails for this one event — invalid bytes, a schema
 violation, an enrichment bug on a strange article, an output too large for the broker — sends the
 original bytes to `dlq.enricher` with provenance headers, is counted, and the stream goes on; a
 stage whose recent events mostly fail stops (DeadLetterLimit) instead of draining the topic into
@@ -29,6 +30,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -53,7 +55,7 @@ from pantau.common.metrics import (
     child,
 )
 from pantau.common.settings import DeadLetterSettings, EnricherSettings, KafkaSettings, TopicSettings
-from pantau.enricher.core import Enricher
+from pantau.enricher.core import ENTITY_BATCH, Enricher, Prepared
 from pantau.enricher.fingerprint import WINDOW_S, StoryEntry, band_after_put, bands
 from pantau.enricher.terms import TermMatcher
 
@@ -75,6 +77,33 @@ class _Outgoing(NamedTuple):
     headers: list
     enriched: dict | None
     error: Exception | None
+
+
+@dataclass
+class _Staged:
+    """One event of a batch between its steps: its prepared article, or already its dead letter."""
+
+    event: Any
+    headers: list
+    prepared: Prepared | None = None
+    outgoing: _Outgoing | None = None
+    seconds: float = 0.0  # its processing time so far (its share of a shared entity call included)
+
+
+class _Turns:
+    """Lets the event loop turn every TURN_EVERY_S of enrichment: the previous batch's round trip goes on
+    meanwhile, and /healthz's heartbeat and the table's I/O are served."""
+
+    def __init__(self) -> None:
+        self.turned = time.perf_counter()
+
+    async def maybe(self) -> None:
+        if time.perf_counter() - self.turned > TURN_EVERY_S:
+            await self.now()
+
+    async def now(self) -> None:
+        await asyncio.sleep(0)
+        self.turned = time.perf_counter()
 
 
 class TableStoryIndex:
@@ -240,24 +269,29 @@ def build_app(
 
     @app.agent(raw_topic, concurrency=1)
     async def enrich_articles(stream):
-        # Events come in small batches: each is enriched on its own (a failure dead-letters only that
-        # event), then the batch's story decisions are awaited once and its outputs sent together:
-        # one broker round trip per batch, not two per article. The events are acknowledged by hand
+        # Events come in small batches: each is enriched on its own, but the entities of up to ENTITY_BATCH
+        # are found in one call (a failure dead-letters only its event); then the batch's story decisions
+        # are awaited once and its outputs sent together: one broker round trip per batch, not two per
+        # article. The events are acknowledged by hand
         # (noack_take) once their outputs are acknowledged, by a task that runs while the next batch
         # is enriched: the worker does not sit idle through the round trip. One batch finishes at a
         # time and in order, so outputs and acknowledgements keep the input's order.
         finishing: asyncio.Task | None = None
         try:
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
-                results: list[_Outgoing] = []  # per event, in order: its article or its dead letter
-                turned = time.perf_counter()
+                turns = _Turns()
+                staged: list[_Staged] = []
                 for event in events:
-                    results.append(enrich_one(event))
-                    # The loop turns every few hundredths of a second of enrichment: the previous batch's
-                    # round trip goes on meanwhile, and /healthz's heartbeat and the table's I/O are served.
-                    if time.perf_counter() - turned > TURN_EVERY_S:
-                        await asyncio.sleep(0)
-                        turned = time.perf_counter()
+                    staged.append(begin(event))
+                    await turns.maybe()
+                ready = [s for s in staged if s.outgoing is None]
+                for first in range(0, len(ready), ENTITY_BATCH):
+                    add_entities(ready[first : first + ENTITY_BATCH])
+                    await turns.now()
+                results: list[_Outgoing] = []  # per event, in order: its article or its dead letter
+                for s in staged:
+                    results.append(s.outgoing or end(s))
+                    await turns.maybe()
                 try:
                     for o in results:
                         limit.record(o.error is not None)
@@ -291,32 +325,58 @@ def build_app(
             finishing.remove_done_callback(stop_on_failure)
             finishing.cancel()
 
-    def enrich_one(event) -> _Outgoing:
-        """Decode, enrich, encode one event; anything that fails makes it a dead letter."""
+    # Per event: decode and prepare (`begin`), then the entities of up to ENTITY_BATCH events at once
+    # (`add_entities`), then complete and encode (`end`). Anything that fails makes that event a dead
+    # letter; the others go on.
+    def begin(event) -> _Staged:
         started = time.perf_counter()
-        headers = event_headers(event)
+        staged = _Staged(event, event_headers(event))
         try:
-            raw = raw_codec.decode(event.value, headers)
+            raw = raw_codec.decode(event.value, staged.headers)
             child(MESSAGES_DECODED, SERVICE, "articles_raw", "ok").inc()
-            event_time = datetime.fromtimestamp(event.message.timestamp, UTC)
             cpu_started = time.thread_time()
-            enriched = enricher.enrich(raw, event_time)
+            staged.prepared = enricher.prepare(raw)
+            ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
+        except Exception as exc:
+            staged.outgoing = dead_letter(staged, exc)
+            ENRICHER_SECONDS.observe(time.perf_counter() - started)
+        staged.seconds += time.perf_counter() - started
+        return staged
+
+    def add_entities(staged: list[_Staged]) -> None:
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        enricher.add_entities([s.prepared for s in staged])  # never raises: a failure stays with its article
+        ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
+        share = (time.perf_counter() - started) / len(staged)
+        for s in staged:
+            s.seconds += share
+
+    def end(staged: _Staged) -> _Outgoing:
+        started = time.perf_counter()
+        event = staged.event
+        try:
+            cpu_started = time.thread_time()
+            enriched = enricher.complete(staged.prepared, datetime.fromtimestamp(event.message.timestamp, UTC))
             ENRICHER_ENRICH_CPU_SECONDS.inc(time.thread_time() - cpu_started)
             value, out_headers = enriched_codec.encode(enriched)
             if len(value) > max_value_bytes:  # the broker would refuse it, whatever the retries
                 raise InvalidMessage("article-enriched", 1, "(message)", f"{len(value)} bytes, over the limit")
             return _Outgoing(event, topics.articles_enriched, value, out_headers, enriched, None)
-        except Exception as exc:  # per event: this article goes to the DLQ, the batch goes on
-            if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
-                MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
-            else:
-                log.exception("enrichment failed", extra={"offset": event.message.offset})
-            m = event.message
-            letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, headers)
-            kept, letter = fit_dead_letter(event.value, letter, max_value_bytes)
-            return _Outgoing(event, topics.dlq_enricher, kept, letter, None, exc)
+        except Exception as exc:
+            return dead_letter(staged, exc)
         finally:
-            ENRICHER_SECONDS.observe(time.perf_counter() - started)
+            ENRICHER_SECONDS.observe(staged.seconds + time.perf_counter() - started)
+
+    def dead_letter(staged: _Staged, exc: Exception) -> _Outgoing:
+        """The event's original bytes for the dead-letter topic, with its provenance and the reason."""
+        if isinstance(exc, InvalidMessage) and exc.schema == "article-raw":
+            MESSAGES_DECODED.labels(SERVICE, "articles_raw", "invalid").inc()
+        else:
+            log.exception("enrichment failed", extra={"offset": staged.event.message.offset}, exc_info=exc)
+        m = staged.event.message
+        letter = dead_letter_headers(Provenance(m.topic, m.partition, m.offset, SERVICE), exc, staged.headers)
+        kept, letter = fit_dead_letter(staged.event.value, letter, max_value_bytes)
+        return _Outgoing(staged.event, topics.dlq_enricher, kept, letter, None, exc)
 
     @app.timer(interval=PRUNE_INTERVAL_S)
     async def prune_story_index() -> None:

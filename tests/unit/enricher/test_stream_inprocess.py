@@ -106,13 +106,13 @@ def test_valid_articles_are_enriched_and_validated(contracts):
 
 def test_a_batch_is_sent_while_the_next_is_enriched_and_outputs_keep_the_input_order(contracts, monkeypatch):
     sent: list = []
-    enrich = Enricher.enrich
+    prepare = Enricher.prepare
 
-    def recorded(self, raw, event_time):
-        sent.append(("enrich", {"key": raw["id"].encode()}))
-        return enrich(self, raw, event_time)
+    def recorded(self, raw):
+        sent.append(("enrich", {"key": raw["id"].encode()}))  # an event's enrichment begins
+        return prepare(self, raw)
 
-    monkeypatch.setattr(Enricher, "enrich", recorded)
+    monkeypatch.setattr(Enricher, "prepare", recorded)
     codec = Codec.for_topic(contracts, "articles_raw")
     messages = []
     for k, path in enumerate(contracts.examples("article-raw", 1) * 2):
@@ -143,6 +143,27 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(cont
     assert [kw["value"] for kw in letters] == [p[1] for p in poison]  # the original bytes
     reasons = [read_provenance(kw["headers"])["reason"] for kw in letters]
     assert "not UTF-8" in reasons[0] and "not JSON" in reasons[1] and "is a required property" in reasons[2]
+
+
+def test_an_article_whose_entities_fail_is_dead_lettered_and_its_batch_goes_on(contracts, monkeypatch):
+    import pantau.enricher.core as core
+
+    find = core.find_entities_many
+
+    def failing(items):
+        if any("BOOM" in title for title, _, _ in items):
+            raise ValueError("the model choked")
+        return find(items)
+
+    monkeypatch.setattr(core, "find_entities_many", failing)
+    codec = Codec.for_topic(contracts, "articles_raw")
+    good = raw_messages(contracts)
+    article = json.loads(contracts.examples("article-raw", 1)[0].read_text(encoding="utf-8"))
+    value, headers = codec.encode(dict(article, id="b" * 64, title="BOOM " + article["title"]))
+    sent = run_agent(contracts, [good[0], (b"boom", value, headers), *good[1:]])
+    assert [name for name, _ in sent if name != "stories"] == ["enriched", "dlq", *["enriched"] * (len(good) - 1)]
+    (letter,) = [kw for name, kw in sent if name == "dlq"]
+    assert letter["value"] == value and "the model choked" in read_provenance(letter["headers"])["reason"]
 
 
 def test_an_enriched_article_too_large_for_the_broker_is_dead_lettered(contracts):
