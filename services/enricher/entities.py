@@ -329,6 +329,7 @@ class Crf:
         self.transitions = np.zeros((len(self.labels), len(self.labels)))
         for (before, after), weight in dump.transitions.items():
             self.transitions[index[before], index[after]] = weight
+        self.transitions_by_next = np.ascontiguousarray(self.transitions.T)  # [label, previous label]
         self.rows: dict[str, int] = {}
         for attribute, _ in dump.state_features:
             self.rows.setdefault(attribute, len(self.rows))
@@ -415,26 +416,37 @@ class Crf:
         return [self.labels[k] for k in self._viterbi(scores, ranges, lengths)]
 
     def _viterbi(self, scores: np.ndarray, ranges: list[tuple[int, int]], lengths: np.ndarray) -> list[int]:
-        """Best label path of every sentence at once: sentences are columns of a padded grid, stepped together
-        (numpy's per-call overhead, not arithmetic, is the cost, so the step count is the longest sentence)."""
+        """Best label path of every sentence at once: sentences are columns of a padded grid, longest first, stepped
+        together, and step t computes only the columns of sentences longer than t (a batch of articles mixes
+        headlines with 150-token sentences). Numpy's per-call overhead, then its arithmetic, is the cost: candidates
+        are laid out [sentence, label, previous label], so the reductions run along contiguous memory."""
         count, longest, size = len(ranges), int(lengths.max()), len(self.labels)
+        order = np.argsort(-lengths, kind="stable")
+        column = np.empty(count, dtype=np.intp)
+        column[order] = np.arange(count)
+        by_column = lengths[order]
+        longer_than = np.searchsorted(-by_column, -np.arange(longest), side="left")  # columns still going at t
         starts = np.array([first for first, _ in ranges])
         sentence = np.repeat(np.arange(count), lengths)
         grid = np.zeros((longest, count, size))
-        grid[np.arange(len(scores)) - starts[sentence], sentence] = scores
+        grid[np.arange(len(scores)) - starts[sentence], column[sentence]] = scores
         back = np.zeros((longest, count, size), dtype=np.intp)
         candidates = np.empty((count, size, size))
         for t in range(1, longest):
-            np.add(grid[t - 1][:, :, None], self.transitions, out=candidates)
-            candidates.argmax(axis=1, out=back[t])
-            grid[t] += candidates.max(axis=1)  # grid[t] now holds the best score of each path ending at t
-        finals = grid[lengths - 1, np.arange(count)].argmax(axis=1).tolist()
+            k = int(longer_than[t])
+            step = candidates[:k]
+            np.add(grid[t - 1, :k, None, :], self.transitions_by_next, out=step)
+            best = back[t, :k]
+            step.argmax(axis=2, out=best)
+            grid[t, :k] += np.take_along_axis(step, best[:, :, None], axis=2)[:, :, 0]
+        finals = grid[by_column - 1, np.arange(count)].argmax(axis=1).tolist()
         pointers = back.ravel().tolist()  # flat: one list, not 2 levels of nested ones, is the cheap conversion
         path: list[int] = []
         for k, length in enumerate(lengths.tolist()):
-            labels = [finals[k]]
+            col = int(column[k])
+            labels = [finals[col]]
             for t in range(length - 1, 0, -1):
-                labels.append(pointers[(t * count + k) * size + labels[-1]])
+                labels.append(pointers[(t * count + col) * size + labels[-1]])
             path.extend(reversed(labels))
         return path
 

@@ -8,6 +8,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pycrfsuite
 import pytest
 import yaml
@@ -215,6 +216,30 @@ def test_numpy_decoder_agrees_with_crfsuite(idner_dev):
     theirs = [label for s in batch for label in tagger.tag(features(s.words))]
     agree = sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(theirs)
     assert agree >= 0.999
+
+
+def test_the_batched_decoder_finds_each_sentences_best_path_ties_included():
+    # Sentences of every length in one call, each against a plain one-sentence Viterbi (first best on ties,
+    # as argmax); scores rounded to tenths so that ties occur.
+    crf = entities.crf()
+    rng = np.random.default_rng(0)
+    transitions, size = crf.transitions, len(crf.labels)
+    for _ in range(30):
+        lengths = rng.integers(1, 60, int(rng.integers(1, 40)))
+        ranges = [(int(end - n), int(end)) for n, end in zip(lengths, np.cumsum(lengths), strict=True)]
+        scores = np.round(rng.normal(size=(int(lengths.sum()), size)) * 3, 1)
+        expected = []
+        for first, last in ranges:
+            best, back = scores[first].copy(), []
+            for t in range(first + 1, last):
+                candidates = best[:, None] + transitions
+                back.append(candidates.argmax(axis=0))
+                best = candidates.max(axis=0) + scores[t]
+            path = [int(best.argmax())]
+            for pointers in reversed(back):
+                path.append(int(pointers[path[-1]]))
+            expected += path[::-1]
+        assert crf._viterbi(scores, ranges, lengths) == expected
 
 
 def test_artifacts_are_small():
