@@ -416,39 +416,41 @@ class Crf:
         return [self.labels[k] for k in self._viterbi(scores, ranges, lengths)]
 
     def _viterbi(self, scores: np.ndarray, ranges: list[tuple[int, int]], lengths: np.ndarray) -> list[int]:
-        """Best label path of every sentence at once: sentences are columns of a padded grid, longest first, stepped
-        together, and step t computes only the columns of sentences longer than t (a batch of articles mixes
-        headlines with 150-token sentences). Numpy's per-call overhead, then its arithmetic, is the cost: candidates
-        are laid out [sentence, label, previous label], so the reductions run along contiguous memory."""
+        """Best label path of every sentence at once: sentences are columns stepped together, longest first, and
+        step t computes only the columns of sentences longer than t (a batch of articles mixes headlines with
+        150-token sentences). Numpy's per-call overhead, then its arithmetic, is the cost: candidates are laid out
+        [sentence, label, previous label] so the reductions run along contiguous memory; back-pointers are bytes
+        and the paths are traced back for all sentences at once."""
         count, longest, size = len(ranges), int(lengths.max()), len(self.labels)
-        order = np.argsort(-lengths, kind="stable")
-        column = np.empty(count, dtype=np.intp)
-        column[order] = np.arange(count)
+        order = np.argsort(-lengths, kind="stable")  # column c holds sentence order[c]
         by_column = lengths[order]
-        longer_than = np.searchsorted(-by_column, -np.arange(longest), side="left")  # columns still going at t
-        starts = np.array([first for first, _ in ranges])
-        sentence = np.repeat(np.arange(count), lengths)
-        grid = np.zeros((longest, count, size))
-        grid[np.arange(len(scores)) - starts[sentence], column[sentence]] = scores
-        back = np.zeros((longest, count, size), dtype=np.intp)
+        starts = np.array([first for first, _ in ranges])[order]
+        going = np.searchsorted(-by_column, -np.arange(longest), side="left")  # columns longer than t, per t
+        back = np.zeros((longest, count, size), dtype=np.int8)
+        finals = np.zeros((count, size))  # each column's scores at its last token
+        best = scores[starts].copy()
         candidates = np.empty((count, size, size))
         for t in range(1, longest):
-            k = int(longer_than[t])
+            k = int(going[t])
+            finals[k : int(going[t - 1])] = best[k : int(going[t - 1])]  # the columns that ended at t - 1
             step = candidates[:k]
-            np.add(grid[t - 1, :k, None, :], self.transitions_by_next, out=step)
-            best = back[t, :k]
-            step.argmax(axis=2, out=best)
-            grid[t, :k] += np.take_along_axis(step, best[:, :, None], axis=2)[:, :, 0]
-        finals = grid[by_column - 1, np.arange(count)].argmax(axis=1).tolist()
-        pointers = back.ravel().tolist()  # flat: one list, not 2 levels of nested ones, is the cheap conversion
-        path: list[int] = []
-        for k, length in enumerate(lengths.tolist()):
-            col = int(column[k])
-            labels = [finals[col]]
-            for t in range(length - 1, 0, -1):
-                labels.append(pointers[(t * count + col) * size + labels[-1]])
-            path.extend(reversed(labels))
-        return path
+            np.add(best[:k, None, :], self.transitions_by_next, out=step)
+            pointers = step.argmax(axis=2)
+            back[t, :k] = pointers
+            best = np.take_along_axis(step, pointers[:, :, None], axis=2)[:, :, 0] + scores[starts[:k] + t]
+        finals[: int(going[longest - 1])] = best
+        label = finals.argmax(axis=1)  # each column's label at its last token, then traced back
+        paths = np.zeros((longest, count), dtype=np.intp)
+        for t in range(longest - 1, 0, -1):
+            k = int(going[t])
+            paths[t, :k] = label[:k]
+            label[:k] = back[t, np.arange(k), label[:k]]
+        paths[0] = label
+        # back to sentence order, each sentence's labels in token order, padding dropped
+        column = np.empty(count, dtype=np.intp)
+        column[order] = np.arange(count)
+        rows = paths[:, column].T
+        return rows[np.arange(longest) < lengths[:, None]].tolist()
 
 
 @cache
