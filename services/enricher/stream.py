@@ -17,7 +17,7 @@ the dead-letter queue. Then, per batch and while the next batch is enriched: awa
 decisions, send the outputs and letters (retried while the broker is away), await their
 acknowledgements, acknowledge the events.
 
-Story decisions live in a faust GlobalTable (every worker reads all of it), one record per article,
+Story decisions live in a faust GlobalTable (every worker reads all of it), one record per batch,
 and each worker indexes them by SimHash band, so near-duplicates get one story id whichever worker
 sees them.
 """
@@ -25,6 +25,7 @@ sees them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import time
@@ -107,26 +108,32 @@ class _Turns:
 
 
 class TableStoryIndex:
-    """The StoryIndex port on a faust GlobalTable keyed by article id: id → [fingerprint, story_id, seen_at].
+    """The StoryIndex port on a faust GlobalTable. A record holds one batch's story decisions, keyed by a hash of
+    its article ids: {"decisions": [[article id, fingerprint, story_id, seen_at], ...]}. One record a batch, not
+    one an article: every worker reads every record back (its own too), and per-record work in faust and the
+    Kafka client was a tenth of the worker's time. A record from before batching holds one article's decision,
+    keyed by its id: [fingerprint, story_id, seen_at]; both are read.
 
-    One changelog record per article. Each worker keeps its own band → entries map over the table:
-    `put` records there at once, and every record the table reads from its changelog (other workers'
-    decisions, and the whole window when a worker starts) is recorded there as it arrives. The table
-    itself is never read: it is the changelog's writer and reader.
+    Each worker keeps its own band → entries map over the table: `put` records there at once (so the next
+    article of the same batch sees it), and every record the table reads from its changelog (other workers'
+    decisions, and the whole window when a worker starts) is recorded there as it arrives. The table is the
+    changelog's writer and reader; `pending` writes the batch's record.
 
-    `prune` (on a timer) forgets, in the map and in the table's memory, entries this worker has held
-    for longer than the story window, by its own clock: not by the articles' times, which a backfill
-    sets in the past and a wrong clock in the future. The changelog topic drops them by retention.
+    `prune` (on a timer) forgets, in the map and in the table's memory, entries and records this worker has held
+    for longer than the story window, by its own clock: not by the articles' times, which a backfill sets in the
+    past and a wrong clock in the future. The changelog topic drops them by retention.
 
-    Every write's changelog delivery is remembered: the agent awaits `pending()` before it sends the
-    enriched article, so a story decision that reached downstream is always restorable (a replay then
-    finds it and repeats it; see fingerprint.assign_story)."""
+    Every write's changelog delivery is remembered: the agent awaits `pending()` before it sends the enriched
+    articles, so a story decision that reached downstream is always restorable (a replay then finds it and
+    repeats it; see fingerprint.assign_story)."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self.table = None
         self.waits: ChangelogWaits | None = None
         self.bands: dict[str, list[StoryEntry]] = {}
         self.held: dict[str, tuple[StoryEntry, float]] = {}  # article id → its entry, when recorded here
+        self.records: dict[str, float] = {}  # the table's record keys → when written or read here
+        self.unwritten: list[list] = []  # decisions of the batch in progress
         self.clock = clock
 
     def attach(self, table) -> None:
@@ -137,45 +144,58 @@ class TableStoryIndex:
         return self.bands.get(band, ())
 
     def put(self, entry: StoryEntry, keys: list[str]) -> None:
-        self.table[entry.article_id] = [f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at]
+        self.unwritten.append([entry.article_id, f"{entry.fingerprint:016x}", entry.story_id, entry.seen_at])
         self._record(entry, keys)
 
     async def on_changelog_event(self, event) -> None:
         """A record of the table's changelog, as the table reads it (faust calls this)."""
         if event.value is None:  # no tombstones are written; one from elsewhere removes nothing here
             return
-        fingerprint, story_id, seen_at = event.value
-        entry = StoryEntry(event.key, int(fingerprint, 16), story_id, seen_at)
-        if self.held.get(entry.article_id, (None,))[0] == entry:  # this worker's own write, read back
-            return
-        self._record(entry, bands(entry.fingerprint))
+        value = event.value
+        # a list: one article's decision, written before decisions were batched
+        decisions = (value.get("decisions") or []) if isinstance(value, dict) else [[event.key, *value]]
+        self.records[event.key] = self.clock()
+        for article_id, fingerprint, story_id, seen_at in decisions:
+            entry = StoryEntry(article_id, int(fingerprint, 16), story_id, seen_at)
+            if self.held.get(article_id, (None,))[0] == entry:  # this worker's own decision, read back
+                continue
+            self._record(entry, bands(entry.fingerprint))
 
     def prune(self) -> None:
-        """Forget entries held for longer than the story window, in the map and in the table's local
-        store (no tombstones: every worker prunes its own copy)."""
+        """Forget entries and records held for longer than the story window, in the map and in the table's
+        local store (no tombstones: every worker prunes its own copy)."""
         horizon = self.clock() - WINDOW_S
         gone = {article for article, (_, at) in self.held.items() if at < horizon}
-        if not gone:
-            return
+        old_records = [key for key, at in self.records.items() if at < horizon]
         for article in gone:
             del self.held[article]
-        for band, entries in list(self.bands.items()):
-            kept = [e for e in entries if e.article_id not in gone]
-            if not kept:
-                del self.bands[band]
-            elif len(kept) < len(entries):
-                self.bands[band] = kept
+        for key in old_records:
+            del self.records[key]
+        if gone:
+            for band, entries in list(self.bands.items()):
+                kept = [e for e in entries if e.article_id not in gone]
+                if not kept:
+                    del self.bands[band]
+                elif len(kept) < len(entries):
+                    self.bands[band] = kept
         if self.table is not None:
             store = self.table.data
             # The in-memory store also maps each key it restored to its partition: forget that too.
             restored_partitions = getattr(store, "_key_partition", {})
-            for article in gone:
-                store.pop(article, None)
-                restored_partitions.pop(article, None)
+            for key in [*old_records, *gone]:  # article ids: records from before batching
+                store.pop(key, None)
+                restored_partitions.pop(key, None)
         ENRICHER_STORY_ENTRIES.set(len(self.held))
 
     def pending(self) -> Awaitable:
-        """Done once every story decision so far is in the changelog topic."""
+        """Writes the decisions made since the last call as one record; done once every story decision so far
+        is in the changelog topic."""
+        if self.unwritten:
+            decisions, self.unwritten = self.unwritten, []
+            # The same batch replayed writes the same key: compaction keeps one.
+            key = hashlib.sha256("\n".join(d[0] for d in decisions).encode()).hexdigest()[:32]
+            self.table[key] = {"decisions": decisions}
+            self.records[key] = self.clock()
         return self.waits.pending_stores()
 
     def _record(self, entry: StoryEntry, keys: list[str]) -> None:
@@ -201,10 +221,10 @@ def build_app(
     raw_topic = app.topic(topics.articles_raw, **RAW_BYTES)
     story_index = TableStoryIndex()
     # No value_type: faust would treat it as a Record model and fail to restore the changelog.
-    # use_partitioner: an article's writes go to the changelog partition of its key, not of the
-    # event that wrote it, so a restore ends on its last value; it also lets a batch write outside
-    # faust's per-event context. Compacted (an article's last decision) and deleted by age: entries
-    # past the story window are of no use, and a retention of twice the window keeps the topic bounded.
+    # use_partitioner: a record goes to the changelog partition of its key, not of the event that
+    # wrote it, so a restore ends on its last value; it also lets a batch write outside faust's
+    # per-event context. Compacted (a replayed batch's last record) and deleted by age: decisions past
+    # the story window are of no use, and a retention of twice the window keeps the topic bounded.
     stories = app.GlobalTable(
         "story-entries", default=None, key_type=str, use_partitioner=True,
         on_changelog_event=story_index.on_changelog_event,

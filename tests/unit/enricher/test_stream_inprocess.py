@@ -58,7 +58,7 @@ def run_agent(contracts, messages, dlq_settings=None, kafka=None, changelog_erro
             for key, value, headers in messages:
                 await agent.put(value, key=key, headers=headers, wait=False)
             if stop_once_decided:  # stop while the last batch waits for its story decisions to be stored
-                while len(decided) < len(messages):
+                while sum(len(json.loads(fut.message.value)["decisions"]) for fut in decided) < len(messages):
                     await asyncio.sleep(0.01)
                 return
             # A batch is finished (sent, then acknowledged) while the next is enriched: wait for the last.
@@ -86,15 +86,18 @@ def raw_messages(contracts):
 
 def test_valid_articles_are_enriched_and_validated(contracts):
     sent = run_agent(contracts, raw_messages(contracts))
-    names = [name for name, _ in sent]
-    # Each article's story decision (one record, keyed by its id) is delivered before the article
-    # is sent (a batch's decisions all come before the batch's articles).
+    # Each article's story decision is delivered before the article is sent: a batch's decisions, one
+    # record, come before the batch's articles.
     count = len(contracts.examples("article-raw", 1))
-    assert names.count("stories") == count and names.count("enriched") == count
-    for k, position in enumerate((i for i, name in enumerate(names) if name == "enriched"), start=1):
-        assert names[:position].count("stories") >= k
-    decided = {json.loads(kw["key"]): kw["value"] for name, kw in sent if name == "stories"}
-    assert set(decided) == {json.loads(kw["value"])["id"] for name, kw in sent if name == "enriched"}
+    decided_by_then: list[str] = []
+    for name, kw in sent:
+        if name == "stories":
+            decided_by_then += [d[0] for d in json.loads(kw["value"])["decisions"]]
+        elif name == "enriched":
+            assert json.loads(kw["value"])["id"] in decided_by_then
+    assert [name for name, _ in sent].count("enriched") == count
+    assert sorted(decided_by_then) == sorted(json.loads(kw["value"])["id"] for name, kw in sent if name == "enriched")
+    assert [name for name, _ in sent].count("stories") < count  # one record a batch, not one an article
     codec = Codec.for_topic(contracts, "articles_enriched")
     enriched = [codec.decode(kw["value"], kw["headers"]) for name, kw in sent if name == "enriched"]
     assert len(enriched) == len(contracts.examples("article-raw", 1))
@@ -244,6 +247,11 @@ class _Table(dict):
 
 
 def _changelog_event(article_id: str, fingerprint: int, story: str, seen_at: float):
+    return SimpleNamespace(key=f"batch-of-{article_id}", value={"decisions": [[article_id, f"{fingerprint:016x}",
+                                                                             story, seen_at]]})  # fmt: skip
+
+
+def _changelog_event_before_batching(article_id: str, fingerprint: int, story: str, seen_at: float):
     return SimpleNamespace(key=article_id, value=[f"{fingerprint:016x}", story, seen_at])
 
 
@@ -255,7 +263,14 @@ def test_story_index_learns_other_workers_decisions_from_the_changelog():
     # Another worker put a copy into its story; this worker reads the record from the changelog.
     asyncio.run(index.on_changelog_event(_changelog_event("x" * 64, fingerprint, "story-of-x", 1000.0)))
     assert assign_story("y" * 64, text, 1100.0, index)[0] == "story-of-x"
-    assert index.table["y" * 64] == [f"{fingerprint:016x}", "story-of-x", 1100.0]  # one record per article
+    # A record written before decisions were batched still counts.
+    other = "Banjir merendam ratusan rumah warga di Kabupaten Bandung sejak Selasa malam. " * 8
+    asyncio.run(index.on_changelog_event(_changelog_event_before_batching("w" * 64, simhash(other), "s-w", 900.0)))
+    assert assign_story("v" * 64, other, 1200.0, index)[0] == "s-w"
+    asyncio.run(_pending(index))  # the batch's decisions, one record
+    (record,) = index.table.values()
+    assert record == {"decisions": [["y" * 64, f"{fingerprint:016x}", "story-of-x", 1100.0],
+                                    ["v" * 64, f"{simhash(other):016x}", "s-w", 1200.0]]}  # fmt: skip
     asyncio.run(index.on_changelog_event(SimpleNamespace(key="z" * 64, value=None)))  # a tombstone: ignored
 
 
@@ -263,20 +278,34 @@ def test_story_index_forgets_what_it_has_held_for_longer_than_the_window():
     now = [0.0]
     index = TableStoryIndex(clock=lambda: now[0])
     index.attach(_Table())
+
+    def write_batch() -> str:
+        before = set(index.table.data)
+        asyncio.run(_pending(index))
+        (key,) = set(index.table.data) - before
+        return key
+
     old = StoryEntry("old", simhash("berita lama tentang banjir di Jakarta"), "s-old", 1000.0)
     index.put(old, bands(old.fingerprint))
-    index.table.data._key_partition["old"] = 3  # as if restored from partition 3
+    old_record = write_batch()
+    index.table.data._key_partition[old_record] = 3  # as if restored from partition 3
     now[0] = WINDOW_S / 2
     # A backfilled article (published long ago) and one from a clock running ahead: what counts is
     # when this worker recorded them, or one bad date would empty the index on every prune.
     backfill = StoryEntry("backfill", simhash("arsip pemilu tahun lalu di Surabaya"), "s-b", -10 * WINDOW_S)
     index.put(backfill, bands(backfill.fingerprint))
+    backfill_record = write_batch()
     future = _changelog_event("future", simhash("jadwal kereta cepat tahun depan"), "s-f", 1000.0 + 9 * WINDOW_S)
     asyncio.run(index.on_changelog_event(future))
     index.prune()
-    assert sorted(index.table.data) == ["backfill", "old"]  # nothing held a window long yet
+    assert sorted(index.table.data) == sorted([old_record, backfill_record])  # nothing held a window long yet
     now[0] = WINDOW_S + 1.0
     index.prune()
-    assert sorted(index.table.data) == ["backfill"] and index.table.data._key_partition == {}
+    assert list(index.table.data) == [backfill_record] and index.table.data._key_partition == {}
     assert {e.article_id for key in index.bands for e in index.candidates(key)} == {"backfill", "future"}
     assert sorted(index.held) == ["backfill", "future"]
+    assert sorted(index.records) == sorted([backfill_record, future.key])
+
+
+async def _pending(index: TableStoryIndex) -> None:
+    await index.pending()
