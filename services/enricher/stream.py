@@ -157,7 +157,10 @@ class TableStoryIndex:
         self.records[event.key] = self.clock()
         for article_id, fingerprint, story_id, seen_at in decisions:
             entry = StoryEntry(article_id, int(fingerprint, 16), story_id, seen_at)
-            if self.held.get(article_id, (None,))[0] == entry:  # this worker's own decision, read back
+            known = self.held.get(article_id)
+            # Its own decision read back, or an older revision's: records of one article can sit in two
+            # partitions, which a restore reads in no set order; the revision crawled last wins.
+            if known is not None and (known[0] == entry or known[0].seen_at > seen_at):
                 continue
             self._record(entry, bands(entry.fingerprint))
 

@@ -274,6 +274,17 @@ def test_story_index_learns_other_workers_decisions_from_the_changelog():
     asyncio.run(index.on_changelog_event(SimpleNamespace(key="z" * 64, value=None)))  # a tombstone: ignored
 
 
+def test_a_restore_keeps_the_decision_of_the_revision_crawled_last_whatever_the_partition_order():
+    index = TableStoryIndex()
+    index.attach(_Table())
+    newer = _changelog_event("a" * 64, simhash("versi kedua berita tentang gempa di Cianjur"), "s-new", 2000.0)
+    older = _changelog_event("a" * 64, simhash("versi pertama berita tentang gempa"), "s-old", 1000.0)
+    older.key = "another-batch"
+    for event in (newer, older):
+        asyncio.run(index.on_changelog_event(event))
+    assert index.held["a" * 64][0].story_id == "s-new"
+
+
 def test_story_index_forgets_what_it_has_held_for_longer_than_the_window():
     now = [0.0]
     index = TableStoryIndex(clock=lambda: now[0])
