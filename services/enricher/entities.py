@@ -458,65 +458,52 @@ def crf() -> Crf:
     return Crf(MODEL_PATH)
 
 
-def model_spans(values: list[str], matches: list[list[AliasMatch]]) -> list[list[Span]]:
-    """Mentions the Indonesian model tags in each field, as (start, end, type) character spans. The fields are
-    decoded in one batch: the decoder's cost is mostly per call, not per word."""
-    return model_spans_many([(values, matches)])[0]
-
-
 def model_spans_many(articles: list[tuple[list[str], list[list[AliasMatch]]]]) -> list[list[list[Span]]]:
-    """`model_spans` of several articles (their fields and gazetteer matches), decoded together in as few calls as
-    WORD_CACHE allows. Every sentence is decoded on its own, so an article gets the same spans in any batch."""
-    prepared = [_model_input(values, matches) for values, matches in articles]
+    """Mentions the Indonesian model tags in each field of each article (its fields and their gazetteer matches),
+    as (start, end, type) character spans. Decoded together in as few calls as WORD_CACHE allows (the decoder's
+    cost is mostly per call, not per word); every sentence is decoded on its own, so an article gets the same
+    spans in any batch."""
+    inputs = [[_field_input(value, found) for value, found in zip(*article, strict=True)] for article in articles]
     out: list[list[list[Span]]] = []
-    group: list[tuple[list[str], list[str], list[tuple[int, int]], list]] = []
+    group: list[list[tuple]] = []
     words_in_group = 0
-    for item in [*prepared, None]:
-        if item is None or (group and words_in_group + len(item[0]) > WORD_CACHE):
+    for article in [*inputs, None]:
+        size = sum(len(words) for _, words, _, _ in article) if article is not None else 0
+        if article is None or (group and words_in_group + size > WORD_CACHE):
             out += _decode(group)
             group, words_in_group = [], 0
-        if item is not None:
-            group.append(item)
-            words_in_group += len(item[0])
+        if article is not None:
+            group.append(article)
+            words_in_group += size
     return out
 
 
-def _model_input(values: list[str], matches: list[list[AliasMatch]]):
-    """(words, gazetteer tags, sentence ranges, per field: (first word, token spans)) of one article."""
+def _field_input(value: str, matches: list[AliasMatch]) -> tuple:
+    """(token spans, words, gazetteer tags, sentence ranges) of one field, as the model reads it."""
+    head = value[:MODEL_MAX_CHARS]
+    spans = [m.span() for m in TOKEN.finditer(head)]
+    return spans, [head[s:e] for s, e in spans], alias_tags(spans, matches), sentences(head, spans)
+
+
+def _decode(group: list[list[tuple]]) -> list[list[list[Span]]]:
+    """One model call for the fields of the articles of `group` (see `_field_input`), split back per field."""
     words: list[str] = []
     tags: list[str] = []
     ranges: list[tuple[int, int]] = []
-    fields = []
-    for value, field_matches in zip(values, matches, strict=True):
-        head = value[:MODEL_MAX_CHARS]
-        spans = [m.span() for m in TOKEN.finditer(head)]
-        offset = len(words)
-        words += [head[s:e] for s, e in spans]
-        tags += alias_tags(spans, field_matches)
-        ranges += [(first + offset, last + offset) for first, last in sentences(head, spans)]
-        fields.append((offset, spans))
-    return words, tags, ranges, fields
-
-
-def _decode(group: list) -> list[list[list[Span]]]:
-    """One model call for the articles of `group` (see `_model_input`), split back per article and field."""
-    words: list[str] = []
-    tags: list[str] = []
-    ranges: list[tuple[int, int]] = []
-    for article_words, article_tags, article_ranges, _ in group:
-        base = len(words)
-        words += article_words
-        tags += article_tags
-        ranges += [(first + base, last + base) for first, last in article_ranges]
+    for article in group:
+        for _, field_words, field_tags, field_ranges in article:
+            ranges += [(first + len(words), last + len(words)) for first, last in field_ranges]
+            words += field_words
+            tags += field_tags
     labels = crf().tag(words, ranges, tags) if words else []
-    out, base = [], 0
-    for article_words, _, _, fields in group:
-        out.append([
-            [(spans[s][0], spans[e - 1][1], kind)
-             for s, e, kind in iob_spans(labels[base + offset : base + offset + len(spans)])]
-            for offset, spans in fields
-        ])  # fmt: skip
-        base += len(article_words)
+    out, offset = [], 0
+    for article in group:
+        fields = []
+        for spans, field_words, _, _ in article:
+            found = iob_spans(labels[offset : offset + len(field_words)])
+            fields.append([(spans[s][0], spans[e - 1][1], kind) for s, e, kind in found])
+            offset += len(field_words)
+        out.append(fields)
     return out
 
 

@@ -295,10 +295,10 @@ def build_app(
         # Events come in small batches: each is enriched on its own, but the entities of up to ENTITY_BATCH
         # are found in one call (a failure dead-letters only its event); then the batch's story decisions
         # are awaited once and its outputs sent together: one broker round trip per batch, not two per
-        # article. The events are acknowledged by hand
-        # (noack_take) once their outputs are acknowledged, by a task that runs while the next batch
-        # is enriched: the worker does not sit idle through the round trip. One batch finishes at a
-        # time and in order, so outputs and acknowledgements keep the input's order.
+        # article. The events are acknowledged by hand (noack_take) once their outputs are acknowledged,
+        # by a task that runs while the next batch is enriched: the worker does not sit idle through the
+        # round trip. One batch finishes at a time and in order, so outputs and acknowledgements keep the
+        # input's order.
         finishing: asyncio.Task | None = None
         try:
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_wait_s):
